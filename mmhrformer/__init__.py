@@ -1,0 +1,1 @@
+"""HRFormer for OpenMMLab."""
