@@ -38,7 +38,7 @@ mkdir -p "$cache"
 # published only as source: compile its ops once against this torch.
 if ! ls "$cache"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
     echo "[install_env] compiling mmcv 2.1.0 against torch $torch_ver (about 9 minutes on 2 cores)"
-    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" FORCE_CUDA=0 \
+    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" FORCE_CUDA=0 CXX="$ROOT/tools/cxx20.sh" \
         "$py" -m pip wheel --disable-pip-version-check -q --no-deps --no-build-isolation \
         -w "$cache" mmcv==2.1.0
 fi

@@ -1,0 +1,642 @@
+"""HRFormer: High-Resolution Transformer for dense prediction (NeurIPS 2021).
+
+HRNet's parallel multi-resolution branches, with each residual unit replaced by a transformer block:
+local-window self-attention with a relative position bias, then a depthwise-conv FFN. Paper:
+https://arxiv.org/abs/2110.09408.
+
+Parameter names follow the official classification checkpoints one to one, except two renames
+(``attn.attn.`` -> ``attn.``, ``mlp.`` -> ``ffn.``) that :func:`convert_official_backbone` applies;
+``relative_position_index`` is rebuilt rather than stored.
+
+Speed comes from layout, not from a second code path: feature maps run in ``channels_last`` memory
+so the token view every LayerNorm and attention needs is a free permute, q/k/v are one GEMM, each
+branch's windows go through one ``scaled_dot_product_attention`` call with the bias as an additive
+mask, and at inference every conv followed by a BatchNorm runs as one folded conv.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.checkpoint import checkpoint
+
+# Branch layout of stages 2-4; stage 1 (two 64-plane bottlenecks) is the same for every arch.
+ARCH_ZOO: Dict[str, dict] = {
+    'tiny': dict(num_modules=(1, 3, 2), channels=(18, 36, 72, 144), num_heads=(1, 2, 4, 8)),
+    'small': dict(num_modules=(1, 4, 2), channels=(32, 64, 128, 256), num_heads=(1, 2, 4, 8)),
+    'base': dict(num_modules=(1, 4, 2), channels=(78, 156, 312, 624), num_heads=(2, 4, 8, 16)),
+}
+ARCH_ALIASES = {'t': 'tiny', 's': 'small', 'b': 'base'}
+ARCH_KEYS = {'num_modules', 'channels', 'num_heads'}
+
+BLOCKS_PER_MODULE = 2
+MLP_RATIO = 4
+STEM_CHANNELS = 64
+STAGE1_PLANES = 64
+STAGE1_BLOCKS = 2
+UPSAMPLE_MODES = ('nearest', 'bilinear')
+
+
+def build_norm(norm_cfg: dict, num_features: int) -> nn.Module:
+    """Builds a 2D norm layer from an MMCV-style ``norm_cfg`` (BN, SyncBN, GN, ...)."""
+    from mmengine.registry import MODELS
+    cfg = dict(norm_cfg)
+    requires_grad = cfg.pop('requires_grad', True)
+    layer_type = cfg.pop('type')
+    if layer_type in ('BN', 'BN2d'):
+        layer = nn.BatchNorm2d(num_features, **cfg)
+    elif layer_type == 'SyncBN':
+        layer = nn.SyncBatchNorm(num_features, **cfg)
+    elif layer_type == 'GN':
+        layer = nn.GroupNorm(num_channels=num_features, **cfg)
+    else:
+        norm_cls = MODELS.get(layer_type)
+        if norm_cls is None:
+            raise KeyError(f'HRFormer: unknown norm type {layer_type!r} in norm_cfg')
+        layer = norm_cls(num_features, **cfg)
+    for p in layer.parameters():
+        p.requires_grad = requires_grad
+    return layer
+
+
+def conv_bn(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module) -> torch.Tensor:
+    """``norm(conv(x))``; at inference a BatchNorm is folded into the conv (one kernel, one pass)."""
+    if norm.training or not isinstance(norm, _BatchNorm) or norm.running_var is None:
+        return norm(conv(x))
+    scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+    weight = conv.weight * scale.reshape(-1, 1, 1, 1)
+    bias = norm.bias - norm.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+class ConvNormSequential(nn.Sequential):
+    """An ``nn.Sequential`` whose conv -> norm pairs go through :func:`conv_bn`.
+
+    Keeps the official positional names (``0`` conv, ``1`` BN, ...) while folding at inference.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layers = list(self)
+        i = 0
+        while i < len(layers):
+            if isinstance(layers[i], nn.Conv2d) and i + 1 < len(layers) and isinstance(
+                    layers[i + 1], (_BatchNorm, nn.GroupNorm)):
+                x = conv_bn(x, layers[i], layers[i + 1])
+                i += 2
+            else:
+                x = layers[i](x)
+                i += 1
+        return x
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: zeroes a sample's residual branch with probability ``drop_prob``."""
+
+    def __init__(self, drop_prob: float):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.drop_prob == 0.:
+            return x
+        keep = 1. - self.drop_prob
+        mask = x.new_empty((x.shape[0], ) + (1, ) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f'drop_prob={self.drop_prob}'
+
+
+def relative_position_index(window_size: int) -> torch.Tensor:
+    """(w*w, w*w) index into the ((2w-1)^2, heads) bias table, Swin's formula."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size),
+                                        indexing='ij')).flatten(1)  # 2, w*w
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window_size - 1)
+    return rel[..., 0] * (2 * window_size - 1) + rel[..., 1]
+
+
+def resize_rpe_table(table: torch.Tensor, window_size: int) -> torch.Tensor:
+    """Resizes a ((2w-1)^2, heads) bias table to another window, per head, bilinearly.
+
+    Bilinear (align_corners=False) is what the official segmentation code used when it fine-tuned
+    window-7 ImageNet weights with windows 13 and 15.
+    """
+    old = math.isqrt(table.shape[0])
+    new = 2 * window_size - 1
+    if old * old != table.shape[0]:
+        raise ValueError(f'relative position bias table of shape {tuple(table.shape)} is not square')
+    if old == new:
+        return table
+    grid = table.T.reshape(1, -1, old, old).float()
+    grid = F.interpolate(grid, size=(new, new), mode='bilinear', align_corners=False)
+    return grid.reshape(-1, new * new).T.to(table.dtype).contiguous()
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside non-overlapping windows, with a relative position bias.
+
+    The input is zero-padded to a multiple of the window, centred (official behaviour), and padded
+    tokens take part in attention unless ``pad_mask`` is set, in which case they are masked as keys.
+
+    Args:
+        embed_dims (int): Channels C.
+        num_heads (int): Heads; ``C // num_heads`` channels each, split contiguously.
+        window_size (int): Window side w.
+        with_rpe (bool): Add the relative position bias. The official pose code never did.
+        pad_mask (bool): Mask padded tokens out of the keys.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int, with_rpe: bool = True,
+                 pad_mask: bool = False):
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'HRFormer: {embed_dims} channels do not split into {num_heads} heads')
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.with_rpe = with_rpe
+        self.pad_mask = pad_mask
+        self.q_proj = nn.Linear(embed_dims, embed_dims)
+        self.k_proj = nn.Linear(embed_dims, embed_dims)
+        self.v_proj = nn.Linear(embed_dims, embed_dims)
+        self.out_proj = nn.Linear(embed_dims, embed_dims)
+        if with_rpe:
+            self.relative_position_bias_table = nn.Parameter(
+                torch.zeros((2 * window_size - 1)**2, num_heads))
+            self.register_buffer('relative_position_index', relative_position_index(window_size),
+                                 persistent=False)
+
+    def init_weights(self) -> None:
+        if self.with_rpe:
+            trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Window-7 ImageNet weights fine-tuned with another window (seg w13 / w15) load directly.
+        key = prefix + 'relative_position_bias_table'
+        if self.with_rpe and key in state_dict:
+            table = state_dict[key]
+            expected = self.relative_position_bias_table.shape
+            if table.shape != expected and table.dim() == 2 and table.shape[1] == expected[1]:
+                state_dict[key] = resize_rpe_table(table, self.window_size)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return (f'embed_dims={self.embed_dims}, num_heads={self.num_heads}, '
+                f'window_size={self.window_size}, with_rpe={self.with_rpe}, '
+                f'pad_mask={self.pad_mask}')
+
+    def _attn_mask(self, pad: Tuple[int, int, int, int], padded_hw: Tuple[int, int],
+                   batch: int, ref: torch.Tensor) -> Optional[torch.Tensor]:
+        """Additive mask (1 or B*nW, heads or 1, N, N), or None when nothing is added."""
+        w = self.window_size
+        n = w * w
+        mask = None
+        if self.with_rpe:
+            bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+            mask = bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0).to(ref.dtype)
+        if self.pad_mask and any(pad):
+            top, bottom, left, right = pad
+            hp, wp = padded_hw
+            valid = torch.zeros(hp, wp, dtype=torch.bool, device=ref.device)
+            valid[top:hp - bottom, left:wp - right] = True
+            valid = valid.view(hp // w, w, wp // w, w).transpose(1, 2).reshape(-1, 1, 1, n)
+            key_mask = torch.zeros(valid.shape, dtype=ref.dtype, device=ref.device)
+            key_mask = key_mask.masked_fill(~valid, float('-inf'))  # nW, 1, 1, N
+            mask = key_mask if mask is None else mask + key_mask
+            mask = mask.expand(batch, *mask.shape[:1], *mask.shape[1:]).reshape(-1, *mask.shape[1:])
+        return mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            x (Tensor): Normalised tokens, shape (B, H, W, C).
+
+        Returns:
+            Tensor: Shape (B, H, W, C).
+        """
+        b, h, w_in, c = x.shape
+        w = self.window_size
+        pad_h, pad_w = -h % w, -w_in % w
+        pad = (pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2)
+        if pad_h or pad_w:
+            x = F.pad(x, (0, 0, pad[2], pad[3], pad[0], pad[1]))
+        hp, wp = h + pad_h, w_in + pad_w
+        nh, nw = hp // w, wp // w
+        head_dims = c // self.num_heads
+
+        # The projection is per token, so it runs before the window partition: one GEMM for
+        # q, k and v, then a single copy into (3, B*nW, heads, N, d).
+        weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
+        bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
+        qkv = F.linear(x, weight, bias)
+        qkv = qkv.view(b, nh, w, nw, w, 3, self.num_heads, head_dims)
+        qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, b * nh * nw, self.num_heads, w * w,
+                                                           head_dims)
+        # SDPA's default scale is head_dims**-0.5, the official q scaling.
+        out = F.scaled_dot_product_attention(
+            qkv[0], qkv[1], qkv[2], attn_mask=self._attn_mask(pad, (hp, wp), b, qkv))
+
+        out = out.view(b, nh, nw, self.num_heads, w, w, head_dims)
+        out = out.permute(0, 1, 4, 2, 5, 3, 6).reshape(b, hp, wp, c)
+        if pad_h or pad_w:
+            out = out[:, pad[0]:pad[0] + h, pad[2]:pad[2] + w_in]
+        return self.out_proj(out)
+
+
+class ConvFFN(nn.Module):
+    """1x1 conv (C -> rC), 3x3 depthwise conv, 1x1 conv (rC -> C), each followed by BN and GELU.
+
+    The GELU after the last BN is the official design, kept for weight compatibility.
+    """
+
+    def __init__(self, embed_dims: int, hidden_dims: int, norm_cfg: dict):
+        super().__init__()
+        self.fc1 = nn.Conv2d(embed_dims, hidden_dims, 1)
+        self.norm1 = build_norm(norm_cfg, hidden_dims)
+        self.dw3x3 = nn.Conv2d(hidden_dims, hidden_dims, 3, padding=1, groups=hidden_dims)
+        self.norm2 = build_norm(norm_cfg, hidden_dims)
+        self.fc2 = nn.Conv2d(hidden_dims, embed_dims, 1)
+        self.norm3 = build_norm(norm_cfg, embed_dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        x = F.gelu(conv_bn(x, self.fc1, self.norm1))
+        x = F.gelu(conv_bn(x, self.dw3x3, self.norm2))
+        return F.gelu(conv_bn(x, self.fc2, self.norm3))
+
+
+class HRFormerBlock(nn.Module):
+    """Pre-norm transformer block: ``x + attn(LN(x))`` then ``x + ffn(LN(x))``.
+
+    Args:
+        embed_dims (int): Channels C.
+        num_heads (int): Attention heads.
+        window_size (int): Attention window side.
+        drop_path (float): Stochastic depth rate of both residuals.
+        with_rpe (bool): See :class:`WindowAttention`.
+        pad_mask (bool): See :class:`WindowAttention`.
+        norm_cfg (dict): Norm of the FFN convs.
+        with_cp (bool): Recompute this block in the backward pass to save memory.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int, drop_path: float,
+                 with_rpe: bool, pad_mask: bool, norm_cfg: dict, with_cp: bool = False):
+        super().__init__()
+        self.with_cp = with_cp
+        self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
+        self.attn = WindowAttention(embed_dims, num_heads, window_size, with_rpe, pad_mask)
+        self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
+        self.ffn = ConvFFN(embed_dims, embed_dims * MLP_RATIO, norm_cfg)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        # In channels_last memory the (B, H, W, C) token view is a free permute.
+        tokens = x.permute(0, 2, 3, 1)
+        tokens = tokens + self.drop_path(self.attn(self.norm1(tokens)))
+        ffn_in = self.norm2(tokens).permute(0, 3, 1, 2)
+        tokens = tokens + self.drop_path(self.ffn(ffn_in).permute(0, 2, 3, 1))
+        return tokens.permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        if self.with_cp and x.requires_grad:
+            return checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck (expansion 4) of stage 1."""
+    expansion = 4
+
+    def __init__(self, in_channels: int, planes: int, norm_cfg: dict):
+        super().__init__()
+        out_channels = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
+        self.bn1 = build_norm(norm_cfg, planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = build_norm(norm_cfg, planes)
+        self.conv3 = nn.Conv2d(planes, out_channels, 1, bias=False)
+        self.bn3 = build_norm(norm_cfg, out_channels)
+        self.downsample = None
+        if in_channels != out_channels:
+            self.downsample = ConvNormSequential(
+                nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                build_norm(norm_cfg, out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(conv_bn(x, self.conv1, self.bn1))
+        out = F.relu(conv_bn(out, self.conv2, self.bn2))
+        out = conv_bn(out, self.conv3, self.bn3)
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + identity)
+
+
+class HRFormerModule(nn.Module):
+    """Parallel branches of transformer blocks, then HRNet-style fusion across resolutions.
+
+    Fusion into branch i sums every branch j: j < i goes through strided depthwise + pointwise
+    conv steps, j > i through a 1x1 conv + BN and an upsampling to branch i's exact size, then ReLU.
+
+    Args:
+        channels (Sequence[int]): Channels per branch, high to low resolution.
+        num_heads (Sequence[int]): Heads per branch.
+        window_size (int): Attention window side.
+        drop_paths (Sequence[float]): Rate of each block position (shared by all branches).
+        upsample_mode (str): ``'nearest'`` (by 2^(j-i), then a bilinear align_corners=True
+            resize to the exact size: official cls / seg) or ``'bilinear'`` (align_corners=False
+            to the exact size: official pose, MMPose).
+    """
+
+    def __init__(self, channels: Sequence[int], num_heads: Sequence[int], window_size: int,
+                 drop_paths: Sequence[float], with_rpe: bool, pad_mask: bool, upsample_mode: str,
+                 norm_cfg: dict, with_cp: bool):
+        super().__init__()
+        self.upsample_mode = upsample_mode
+        self.branches = nn.ModuleList(
+            nn.Sequential(*(HRFormerBlock(ch, heads, window_size, dp, with_rpe, pad_mask,
+                                          norm_cfg, with_cp) for dp in drop_paths))
+            for ch, heads in zip(channels, num_heads))
+        self.fuse_layers = self._make_fuse_layers(channels, norm_cfg) if len(channels) > 1 else None
+
+    @staticmethod
+    def _make_fuse_layers(channels: Sequence[int], norm_cfg: dict) -> nn.ModuleList:
+        fuse_layers = nn.ModuleList()
+        for i, out_ch in enumerate(channels):
+            layer = nn.ModuleList()
+            for j, in_ch in enumerate(channels):
+                if j > i:
+                    layer.append(ConvNormSequential(nn.Conv2d(in_ch, out_ch, 1, bias=False),
+                                                    build_norm(norm_cfg, out_ch)))
+                elif j == i:
+                    layer.append(None)
+                else:
+                    steps = []
+                    for k in range(i - j):
+                        last = k == i - j - 1
+                        step_out = out_ch if last else in_ch
+                        step = [
+                            nn.Conv2d(in_ch, in_ch, 3, 2, 1, groups=in_ch, bias=False),
+                            build_norm(norm_cfg, in_ch),
+                            nn.Conv2d(in_ch, step_out, 1, bias=False),
+                            build_norm(norm_cfg, step_out),
+                        ]
+                        if not last:
+                            step.append(nn.ReLU())
+                        steps.append(ConvNormSequential(*step))
+                    layer.append(nn.Sequential(*steps))
+            fuse_layers.append(layer)
+        return fuse_layers
+
+    def _upsample(self, x: torch.Tensor, factor: int, size: Tuple[int, int]) -> torch.Tensor:
+        if self.upsample_mode == 'bilinear':
+            return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+        x = F.interpolate(x, scale_factor=float(factor), mode='nearest')
+        if tuple(x.shape[-2:]) != tuple(size):
+            # A bilinear align_corners=True resize to the same size is the identity: skipped.
+            x = F.interpolate(x, size=size, mode='bilinear', align_corners=True)
+        return x
+
+    def forward(self, xs: List[torch.Tensor]) -> List[torch.Tensor]:
+        xs = [branch(x) for branch, x in zip(self.branches, xs)]
+        if self.fuse_layers is None:
+            return xs
+        outs = []
+        for i, fuse in enumerate(self.fuse_layers):
+            size = xs[i].shape[-2:]
+            y = xs[i]
+            for j, x in enumerate(xs):
+                if j > i:
+                    y = y + self._upsample(fuse[j](x), 2**(j - i), size)
+                elif j < i:
+                    y = y + fuse[j](x)
+            outs.append(F.relu(y))
+        return outs
+
+
+class HRFormer(BaseModule):
+    """HRFormer backbone.
+
+    A conv stem (stride 4) and stage 1 of bottlenecks, then stages 2-4 of :class:`HRFormerModule`
+    with 2, 3 and 4 branches at strides 4, 8, 16, 32.
+
+    Args:
+        arch (str | dict): ``'tiny'``, ``'small'``, ``'base'`` (or ``'t'``, ``'s'``, ``'b'``), or
+            a dict with ``num_modules`` (3 ints, stages 2-4), ``channels`` (4 ints) and
+            ``num_heads`` (4 ints). Default: ``'small'``.
+        in_channels (int): Input image channels. Default: 3.
+        window_size (int | Sequence[int]): Attention window, one for all stages or one per stage
+            2-4. Default: 7.
+        drop_path_rate (float): Stochastic depth rate of the last block, linear from 0 over the
+            transformer blocks. Default: 0.
+        with_rpe (bool): Use the relative position bias. Official pose weights need False.
+            Default: True.
+        upsample_mode (str): Fusion upsampling, ``'nearest'`` (official cls / seg weights) or
+            ``'bilinear'`` (official pose / MMPose weights). Default: ``'nearest'``.
+        pad_mask (bool): Mask the window padding out of attention; False reproduces the official
+            model. Default: False.
+        out_indices (Sequence[int]): Branches to return. Default: (0, 1, 2, 3).
+        frozen_stages (int): Stages to freeze (stop gradients, eval mode); -1 freezes nothing,
+            0 the stem, k >= 1 the stem and stages 1..k. Default: -1.
+        norm_eval (bool): Keep every BatchNorm in eval mode while training. Default: False.
+        with_cp (bool): Gradient checkpointing per transformer block. Default: False.
+        norm_cfg (dict): Norm of the conv layers. Default: ``dict(type='BN')``.
+        init_cfg (dict | list[dict], optional): MMEngine init config; use
+            ``dict(type='Pretrained', checkpoint=..., prefix=...)`` for pretrained weights.
+
+    Example:
+        >>> model = HRFormer(arch='small').eval()
+        >>> outs = model(torch.rand(1, 3, 97, 130))
+        >>> [tuple(o.shape) for o in outs]
+        [(1, 32, 25, 33), (1, 64, 13, 17), (1, 128, 7, 9), (1, 256, 4, 5)]
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'small',
+                 in_channels: int = 3,
+                 window_size: Union[int, Sequence[int]] = 7,
+                 drop_path_rate: float = 0.,
+                 with_rpe: bool = True,
+                 upsample_mode: str = 'nearest',
+                 pad_mask: bool = False,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        if init_cfg is None:
+            init_cfg = [
+                dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
+                dict(type='Constant', val=1, bias=0, layer=['_BatchNorm', 'GroupNorm', 'LayerNorm']),
+                dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
+            ]
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self._parse_arch(arch)
+        if not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(f'HRFormer: in_channels must be a positive int, got {in_channels!r}')
+        if upsample_mode not in UPSAMPLE_MODES:
+            raise ValueError(f'HRFormer: upsample_mode must be one of {UPSAMPLE_MODES}, '
+                             f'got {upsample_mode!r}')
+        if isinstance(window_size, int):
+            window_size = (window_size, ) * 3
+        window_size = tuple(window_size)
+        if len(window_size) != 3 or not all(isinstance(w, int) and w > 0 for w in window_size):
+            raise ValueError('HRFormer: window_size must be a positive int or 3 of them '
+                             f'(stages 2-4), got {window_size!r}')
+        if not 0 <= drop_path_rate < 1:
+            raise ValueError(f'HRFormer: drop_path_rate must be in [0, 1), got {drop_path_rate}')
+        if not out_indices or not all(0 <= i < 4 for i in out_indices):
+            raise ValueError(f'HRFormer: out_indices must be in 0..3, got {out_indices!r}')
+        if not -1 <= frozen_stages <= 4:
+            raise ValueError(f'HRFormer: frozen_stages must be in -1..4, got {frozen_stages}')
+        self.in_channels = in_channels
+        self.window_size = window_size
+        self.out_indices = tuple(out_indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        channels = self.arch_settings['channels']
+        num_heads = self.arch_settings['num_heads']
+        num_modules = self.arch_settings['num_modules']
+        self.out_channels = tuple(channels[i] for i in self.out_indices)
+
+        self.conv1 = nn.Conv2d(in_channels, STEM_CHANNELS, 3, stride=2, padding=1, bias=False)
+        self.bn1 = build_norm(norm_cfg, STEM_CHANNELS)
+        self.conv2 = nn.Conv2d(STEM_CHANNELS, STEM_CHANNELS, 3, stride=2, padding=1, bias=False)
+        self.bn2 = build_norm(norm_cfg, STEM_CHANNELS)
+        stage1_channels = STAGE1_PLANES * Bottleneck.expansion
+        self.layer1 = nn.Sequential(*(Bottleneck(STEM_CHANNELS if i == 0 else stage1_channels,
+                                                 STAGE1_PLANES, norm_cfg)
+                                      for i in range(STAGE1_BLOCKS)))
+
+        num_blocks = [n * BLOCKS_PER_MODULE for n in num_modules]
+        rates = torch.linspace(0, drop_path_rate, sum(num_blocks)).tolist()
+        prev_channels = [stage1_channels]
+        for s in range(3):  # stages 2, 3, 4 have s + 2 branches
+            stage_channels = channels[:s + 2]
+            setattr(self, f'transition{s + 1}',
+                    self._make_transition(prev_channels, stage_channels, norm_cfg))
+            stage_rates = rates[sum(num_blocks[:s]):sum(num_blocks[:s + 1])]
+            modules = [
+                HRFormerModule(stage_channels, num_heads[:s + 2], window_size[s],
+                               stage_rates[m * BLOCKS_PER_MODULE:(m + 1) * BLOCKS_PER_MODULE],
+                               with_rpe, pad_mask, upsample_mode, norm_cfg, with_cp)
+                for m in range(num_modules[s])
+            ]
+            setattr(self, f'stage{s + 2}', nn.Sequential(*modules))
+            prev_channels = stage_channels
+        self._freeze_stages()
+
+    @staticmethod
+    def _parse_arch(arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            name = ARCH_ALIASES.get(arch.lower(), arch.lower())
+            if name not in ARCH_ZOO:
+                raise KeyError(f'HRFormer: unknown arch {arch!r}; choose one of '
+                               f'{sorted(ARCH_ZOO)} or pass a dict with keys {sorted(ARCH_KEYS)}')
+            return {k: tuple(v) for k, v in ARCH_ZOO[name].items()}
+        if not isinstance(arch, dict) or set(arch) != ARCH_KEYS:
+            raise ValueError(f'HRFormer: a custom arch must be a dict with exactly the keys '
+                             f'{sorted(ARCH_KEYS)}, got {arch!r}')
+        settings = {k: tuple(v) for k, v in arch.items()}
+        if len(settings['num_modules']) != 3 or len(settings['channels']) != 4 or len(
+                settings['num_heads']) != 4:
+            raise ValueError('HRFormer: a custom arch needs 3 num_modules (stages 2-4), 4 channels '
+                             f'and 4 num_heads, got {arch!r}')
+        return settings
+
+    @staticmethod
+    def _make_transition(prev: Sequence[int], cur: Sequence[int], norm_cfg: dict) -> nn.ModuleList:
+        """Adapts the existing branches' channels and opens a new branch from the lowest one."""
+        layers = nn.ModuleList()
+        for i, out_ch in enumerate(cur):
+            if i < len(prev):
+                layers.append(None if prev[i] == out_ch else ConvNormSequential(
+                    nn.Conv2d(prev[i], out_ch, 3, 1, 1, bias=False), build_norm(norm_cfg, out_ch),
+                    nn.ReLU()))
+            else:
+                layers.append(nn.Sequential(ConvNormSequential(
+                    nn.Conv2d(prev[-1], out_ch, 3, 2, 1, bias=False), build_norm(norm_cfg, out_ch),
+                    nn.ReLU())))
+        return layers
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
+            for m in self.modules():
+                if isinstance(m, WindowAttention):
+                    m.init_weights()
+
+    def _freeze_stages(self) -> None:
+        frozen = []
+        if self.frozen_stages >= 0:
+            frozen += [self.conv1, self.bn1, self.conv2, self.bn2]
+        if self.frozen_stages >= 1:
+            frozen.append(self.layer1)
+        for s in range(2, self.frozen_stages + 1):
+            frozen += [getattr(self, f'transition{s - 1}'), getattr(self, f'stage{s}')]
+        for module in frozen:
+            module.eval()
+            for p in module.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'HRFormer':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """
+        Args:
+            x (Tensor): Images, shape (B, in_channels, H, W), any H, W >= 32.
+
+        Returns:
+            tuple[Tensor]: For each of ``out_indices``, (B, C_i, ceil(H / 2^(i+2)), ...).
+        """
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'HRFormer: expected input (B, {self.in_channels}, H, W), '
+                             f'got shape {tuple(x.shape)}')
+        if x.shape[-2] < 32 or x.shape[-1] < 32:
+            raise ValueError(f'HRFormer: input must be at least 32x32 (stride 32), '
+                             f'got {tuple(x.shape[-2:])}')
+        x = x.contiguous(memory_format=torch.channels_last)
+        x = F.relu(conv_bn(x, self.conv1, self.bn1))
+        x = F.relu(conv_bn(x, self.conv2, self.bn2))
+        xs = [self.layer1(x)]
+        for s in range(3):
+            transition = getattr(self, f'transition{s + 1}')
+            xs = [xs[i] if i < len(xs) and layer is None else layer(xs[min(i, len(xs) - 1)])
+                  for i, layer in enumerate(transition)]
+            xs = getattr(self, f'stage{s + 2}')(xs)
+        return tuple(xs[i].contiguous() for i in self.out_indices)
+
+
+# Official name fragment -> this module's; everything else is named as in the official code.
+OFFICIAL_RENAMES = (('.attn.attn.', '.attn.'), ('.mlp.', '.ffn.'))
+OFFICIAL_DERIVED_KEYS = ('relative_position_index', )
+OFFICIAL_HEAD_PREFIXES = ('incre_modules.', 'downsamp_modules.', 'final_layer.', 'classifier.')
+
+
+def convert_official_backbone(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Renames an official HRFormer backbone state dict (no prefix) to this module's layout.
+
+    Classification-head keys and the derived ``relative_position_index`` buffers are dropped;
+    everything else maps one to one.
+    """
+    converted = {}
+    for key, value in state_dict.items():
+        if key.startswith(OFFICIAL_HEAD_PREFIXES) or key.endswith(OFFICIAL_DERIVED_KEYS):
+            continue
+        for old, new in OFFICIAL_RENAMES:
+            key = key.replace(old, new)
+        converted[key] = value
+    return converted
