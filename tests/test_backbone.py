@@ -1,0 +1,260 @@
+"""The backbone on its own: official numerics, shapes, options and error messages."""
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmhrformer import HRFormer, convert_official_backbone
+from mmhrformer.hrformer import WindowAttention, conv_bn, relative_position_index
+
+KEYS_DIR = Path(__file__).resolve().parents[2] / 'shared' / 'reference' / 'official_keys'
+ARCH_FILES = {'tiny': 'hrt_tiny_cls.tsv', 'small': 'hrt_small_cls.tsv', 'base': 'hrt_base_cls.tsv'}
+BUFFER_SUFFIXES = ('running_mean', 'running_var', 'num_batches_tracked', 'relative_position_index')
+
+
+def official_backbone_shapes(arch):
+    """Key -> shape of the official classification checkpoint, backbone keys only."""
+    path = KEYS_DIR / ARCH_FILES[arch]
+    if not path.exists():
+        pytest.skip(f'{path} not found (the shared reference folder sits beside the checkout)')
+    shapes = {}
+    for line in path.read_text().strip().splitlines():
+        key, shape = line.split('\t')
+        shapes[key] = torch.empty([int(s) for s in shape.strip('[]').split(',') if s.strip()],
+                                  device='meta')
+    return {k: tuple(v.shape) for k, v in convert_official_backbone(shapes).items()}
+
+
+@pytest.mark.parametrize('arch,expected_params', [('tiny', 2_572_388), ('small', 7_891_050),
+                                                  ('base', 44_040_666)])
+def test_keys_shapes_and_params_match_official(arch, expected_params):
+    official = official_backbone_shapes(arch)
+    model = HRFormer(arch=arch)
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert ours == official
+    official_params = sum(math.prod(s) for k, s in official.items() if not k.endswith(BUFFER_SUFFIXES))
+    assert official_params == expected_params
+    assert sum(p.numel() for p in model.parameters()) == expected_params
+
+
+@pytest.mark.parametrize('size', [(32, 32), (33, 47), (97, 130), (224, 224), (67, 251)])
+def test_any_input_size(size):
+    model = HRFormer(arch='tiny').eval()
+    with torch.no_grad():
+        outs = model(torch.rand(2, 3, *size))
+    h, w = size
+    for i, (out, ch) in enumerate(zip(outs, (18, 36, 72, 144))):
+        # Every stride-2 conv rounds up: ceil(x / 2) applied i + 2 times.
+        eh, ew = h, w
+        for _ in range(i + 2):
+            eh, ew = (eh + 1) // 2, (ew + 1) // 2
+        assert out.shape == (2, ch, eh, ew)
+        assert out.is_contiguous()
+        assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize('mode', ['nearest', 'bilinear'])
+def test_upsample_modes_handle_odd_sizes(mode):
+    model = HRFormer(arch='tiny', upsample_mode=mode).eval()
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 45, 77))
+    assert [tuple(o.shape[-2:]) for o in outs] == [(12, 20), (6, 10), (3, 5), (2, 3)]
+
+
+def test_upsample_modes_differ():
+    x = torch.rand(1, 3, 64, 64)
+    a = HRFormer(arch='tiny', upsample_mode='nearest').eval()
+    b = HRFormer(arch='tiny', upsample_mode='bilinear').eval()
+    b.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(a(x)[0], b(x)[0])
+
+
+def reference_window_attention(attn: WindowAttention, x: torch.Tensor, pad_mask: bool = False):
+    """Straight transcription of the official algorithm: pad, windows, q*scale, q@k^T + bias."""
+    b, h, w_, c = x.shape
+    w = attn.window_size
+    pad_h, pad_w = math.ceil(h / w) * w - h, math.ceil(w_ / w) * w - w_
+    top, left = pad_h // 2, pad_w // 2
+    xp = F.pad(x, (0, 0, left, pad_w - left, top, pad_h - top))
+    valid = F.pad(torch.ones(1, h, w_, 1), (0, 0, left, pad_w - left, top, pad_h - top))
+    hp, wp = xp.shape[1:3]
+    heads, d = attn.num_heads, c // attn.num_heads
+    out = torch.zeros_like(xp)
+    bias = attn.relative_position_bias_table[relative_position_index(w).view(-1)].view(
+        w * w, w * w, heads).permute(2, 0, 1)
+    for i in range(0, hp, w):
+        for j in range(0, wp, w):
+            tokens = xp[:, i:i + w, j:j + w].reshape(b, w * w, c)  # row-major inside the window
+            keep = valid[:, i:i + w, j:j + w].reshape(1, 1, 1, w * w)
+            q = (attn.q_proj(tokens) * d**-0.5).view(b, -1, heads, d).transpose(1, 2)
+            k = attn.k_proj(tokens).view(b, -1, heads, d).transpose(1, 2)
+            v = attn.v_proj(tokens).view(b, -1, heads, d).transpose(1, 2)
+            logits = q @ k.transpose(-2, -1) + bias
+            if pad_mask:
+                logits = logits.masked_fill(keep == 0, float('-inf'))
+            o = (logits.softmax(-1) @ v).transpose(1, 2).reshape(b, w, w, c)
+            out[:, i:i + w, j:j + w] = attn.out_proj(o)
+    return out[:, top:top + h, left:left + w_]
+
+
+@pytest.mark.parametrize('size', [(14, 21), (10, 17), (5, 3)])
+@pytest.mark.parametrize('pad_mask', [False, True])
+def test_window_attention_matches_official_algorithm(size, pad_mask):
+    attn = WindowAttention(16, 2, 7, pad_mask=pad_mask)
+    torch.nn.init.normal_(attn.relative_position_bias_table, std=1.0)
+    x = torch.randn(2, *size, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x), reference_window_attention(attn, x, pad_mask),
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_pad_mask_changes_only_padded_windows():
+    # Width 24 pads to 28 (2 columns each side): windows 1 and 2 (columns 5..18) hold no padding.
+    attn = WindowAttention(8, 1, 7)
+    masked = WindowAttention(8, 1, 7, pad_mask=True)
+    masked.load_state_dict(attn.state_dict())
+    x = torch.randn(1, 7, 24, 8)
+    with torch.no_grad():
+        a, b = attn(x), masked(x)
+    torch.testing.assert_close(a[:, :, 5:19], b[:, :, 5:19])
+    assert not torch.allclose(a[:, :, :5], b[:, :, :5])
+    assert not torch.allclose(a[:, :, 19:], b[:, :, 19:])
+    x = torch.randn(1, 14, 21, 8)  # divisible: nothing is padded, nothing changes
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x), masked(x))
+
+
+def test_relative_position_index_formula():
+    w = 3
+    idx = relative_position_index(w)
+    coords = [(i, j) for i in range(w) for j in range(w)]
+    for a, (y1, x1) in enumerate(coords):
+        for b, (y2, x2) in enumerate(coords):
+            assert idx[a, b] == (y1 - y2 + w - 1) * (2 * w - 1) + (x1 - x2 + w - 1)
+
+
+def test_bn_folding_is_exact():
+    conv = torch.nn.Conv2d(8, 16, 3, padding=1, groups=8)
+    bn = torch.nn.BatchNorm2d(16)
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    torch.nn.init.normal_(bn.weight)
+    bn.eval()
+    x = torch.randn(2, 8, 9, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(conv_bn(x, conv, bn), bn(conv(x)), atol=1e-5, rtol=1e-5)
+
+
+def test_drop_path_schedule():
+    model = HRFormer(arch='tiny', drop_path_rate=0.3)
+    blocks = 2 * (1 + 3 + 2)
+    rates = torch.linspace(0, 0.3, blocks).tolist()
+    seen = []
+    for s, modules in ((2, 1), (3, 3), (4, 2)):
+        for m in range(modules):
+            module = getattr(model, f'stage{s}')[m]
+            for k in range(2):
+                per_branch = {getattr(branch[k].drop_path, 'drop_prob', 0.0)
+                              for branch in module.branches}
+                assert len(per_branch) == 1  # same rate on every branch
+                seen.append(per_branch.pop())
+    assert seen == pytest.approx(rates)
+
+
+def test_frozen_stages_are_frozen():
+    model = HRFormer(arch='tiny', frozen_stages=2)
+    model.train()
+    frozen = ['conv1', 'bn1', 'conv2', 'bn2', 'layer1', 'transition1', 'stage2']
+    for name, p in model.named_parameters():
+        assert p.requires_grad == (name.split('.')[0] not in frozen), name
+    assert not model.stage2.training and not model.layer1.training and model.stage3.training
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    sum(o.mean() for o in model(torch.rand(2, 3, 64, 64))).backward()
+    optim.step()
+    after = model.state_dict()
+    for k in before:
+        if k.split('.')[0] in frozen:
+            assert torch.equal(before[k], after[k]), k
+    assert not torch.equal(before['stage3.0.branches.0.0.norm1.weight'],
+                           after['stage3.0.branches.0.0.norm1.weight'])
+
+
+def test_norm_eval_keeps_bn_statistics():
+    model = HRFormer(arch='tiny', norm_eval=True)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items() if 'running' in k}
+    model(torch.rand(2, 3, 64, 64))
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+    assert model.stage3.training  # only the norms are kept in eval mode
+
+
+def test_with_cp_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    plain = HRFormer(arch='tiny')
+    cp = HRFormer(arch='tiny', with_cp=True)
+    cp.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    outs = []
+    for model in (plain, cp):
+        model.train()
+        out = model(x)
+        sum((o**2).mean() for o in out).backward()
+        outs.append((out, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    for a, b in zip(outs[0][0], outs[1][0]):
+        torch.testing.assert_close(a, b)
+    for name, grad in outs[0][1].items():
+        torch.testing.assert_close(grad, outs[1][1][name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_out_indices():
+    model = HRFormer(arch='tiny', out_indices=(1, 3)).eval()
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [36, 144] and model.out_channels == (36, 144)
+
+
+def test_window_size_per_stage_and_table_resize_on_load():
+    src = HRFormer(arch='tiny')
+    dst = HRFormer(arch='tiny', window_size=(7, 13, 15))
+    assert dst.stage3[0].branches[0][0].attn.relative_position_bias_table.shape == (625, 1)
+    dst.load_state_dict(src.state_dict())  # window-7 tables are resized on load
+    table = dst.stage4[0].branches[0][0].attn.relative_position_bias_table
+    assert table.shape == (29 * 29, 1)
+    with torch.no_grad():
+        assert torch.isfinite(dst.eval()(torch.rand(1, 3, 64, 64))[0]).all()
+
+
+def test_custom_arch_dict():
+    arch = dict(num_modules=(1, 1, 1), channels=(8, 16, 32, 64), num_heads=(1, 2, 2, 4))
+    model = HRFormer(arch=arch).eval()
+    with torch.no_grad():
+        assert [o.shape[1] for o in model(torch.rand(1, 3, 32, 32))] == [8, 16, 32, 64]
+
+
+@pytest.mark.parametrize('kwargs,error,words', [
+    (dict(arch='huge'), KeyError, 'unknown arch'),
+    (dict(arch=dict(channels=(1, 2))), ValueError, 'custom arch'),
+    (dict(in_channels=0), ValueError, 'in_channels'),
+    (dict(window_size=(7, 7)), ValueError, 'window_size'),
+    (dict(upsample_mode='bicubic'), ValueError, 'upsample_mode'),
+    (dict(out_indices=(4, )), ValueError, 'out_indices'),
+    (dict(arch=dict(num_modules=(1, 1, 1), channels=(8, 16, 32, 64), num_heads=(3, 2, 2, 4))),
+     ValueError, 'heads'),
+])
+def test_bad_construction_is_named(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        HRFormer(**kwargs)
+
+
+@pytest.mark.parametrize('shape,words', [((1, 4, 64, 64), r'expected input \(B, 3, H, W\)'),
+                                         ((3, 64, 64), 'expected input'),
+                                         ((1, 3, 16, 64), 'at least 32x32')])
+def test_bad_input_is_named(shape, words):
+    model = HRFormer(arch='tiny')
+    with pytest.raises(ValueError, match=words):
+        model(torch.rand(*shape))
