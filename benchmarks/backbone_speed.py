@@ -1,0 +1,234 @@
+"""Speed and memory of this package's HRFormer against MMPose 1.x's, at identical weights and outputs.
+
+Both backbones are built in this process with the same weights (MMPose's randomly initialised
+model, its BN statistics randomised too, converted to our layout with the converter's mapping),
+their outputs are checked to agree, then each measurement alternates between the two models
+(warm-up first, medians over repeats) so that machine noise hits both alike.
+
+Reported per arch (S, B): inference latency at the segmentation size (1x3x512x1024) and the pose
+size (Nx3x256x192); a training step (forward + backward + AdamW) at the pose size with its
+activation memory (bytes autograd keeps for backward, counted once per storage; on CUDA the
+allocator's real peak); achieved GFLOP/s (FLOPs from torch.utils.flop_counter) against this
+machine's fp32 matmul rate. With ``--device cuda``, AMP (bf16 and fp16) rows are added.
+
+Usage:
+    python benchmarks/backbone_speed.py                   # CPU, S and B, the README table
+    python benchmarks/backbone_speed.py --arch small --repeats 3 --quick
+    python benchmarks/backbone_speed.py --device cuda
+"""
+import argparse
+import contextlib
+import logging
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmengine.logging import MMLogger  # noqa: E402
+
+from mmhrformer import ARCH_ZOO, HRFormer  # noqa: E402
+from mmhrformer.convert import mmpose_to_ours  # noqa: E402
+
+MMLogger.get_instance('mmengine').setLevel(logging.ERROR)
+
+
+def mmpose_hrformer(arch: str):
+    """MMPose 1.x's HRFormer with the same structure as our ``arch``."""
+    from mmpose.models.backbones import HRFormer as MMPoseHRFormer
+    a = ARCH_ZOO[arch]
+    extra = dict(drop_path_rate=0.0, with_rpe=True,
+                 upsample=dict(mode='bilinear', align_corners=False),
+                 stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(2, ),
+                             num_channels=(64, )))
+    for s in range(3):
+        n = s + 2
+        extra[f'stage{n}'] = dict(num_modules=a['num_modules'][s], num_branches=n,
+                                  block='HRFORMERBLOCK', window_sizes=(7, ) * n,
+                                  num_heads=a['num_heads'][:n], mlp_ratios=(4, ) * n,
+                                  num_blocks=(2, ) * n, num_channels=a['channels'][:n],
+                                  multiscale_output=True)
+    return MMPoseHRFormer(extra=extra, norm_cfg=dict(type='BN'))
+
+
+def build_pair(arch: str, device: str):
+    theirs = mmpose_hrformer(arch)
+    theirs.init_weights()
+    with torch.no_grad():
+        for m in theirs.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+            if hasattr(m, 'relative_position_bias_table'):
+                m.relative_position_bias_table.normal_(std=0.02)
+    ours = HRFormer(arch=arch, upsample_mode='bilinear')
+    ours.load_state_dict(mmpose_to_ours(theirs.state_dict()), strict=True)
+    return ours.to(device), theirs.to(device)
+
+
+def sync(device):
+    if device == 'cuda':
+        torch.cuda.synchronize()
+
+
+def interleaved(fns: dict, device: str, warmup: int, repeats: int) -> dict:
+    """Median seconds per call of each fn, alternating fns within every repeat."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def max_abs_diff(a, b) -> float:
+    return max((x.float() - y.float()).abs().max().item() for x, y in zip(a, b))
+
+
+def count_flops(model, x) -> int:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops()
+
+
+@contextlib.contextmanager
+def saved_activation_bytes(result: list):
+    """Counts the bytes autograd keeps for backward (each storage once)."""
+    seen = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield
+    result.append(sum(seen.values()))
+
+
+def train_step_fn(model, x, device, dtype=None):
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+            out = model(x)
+            loss = sum(o.float().pow(2).mean() for o in out)
+        loss.backward()
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+
+    return step
+
+
+def activation_memory(model, x, device, dtype=None) -> int:
+    model.train()
+    if device == 'cuda':
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        train_step_fn(model, x, device, dtype)()
+        return torch.cuda.max_memory_allocated() - base
+    result = []
+    with saved_activation_bytes(result), torch.autocast(device, dtype=dtype,
+                                                        enabled=dtype is not None):
+        out = model(x)
+    del out
+    return result[0]
+
+
+def matmul_gflops(device) -> float:
+    n = 2048
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    t = interleaved({'mm': lambda: a @ b}, device, 2, 5)['mm']
+    return 2 * n**3 / t / 1e9
+
+
+def fmt_ms(s):
+    return f'{s * 1e3:.1f}'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--arch', nargs='+', default=['small', 'base'], choices=sorted(ARCH_ZOO))
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--pose-batch', type=int, default=4,
+                        help='N of the Nx3x256x192 pose input (default: 4; 32 on a GPU)')
+    parser.add_argument('--quick', action='store_true',
+                        help='skip the 512x1024 segmentation size (for a smoke run)')
+    args = parser.parse_args()
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda asked, but torch sees no CUDA device')
+    device = args.device
+    torch.manual_seed(0)
+
+    peak = matmul_gflops(device)
+    machine = (torch.cuda.get_device_name() if device == 'cuda' else
+               f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads')
+    print(f'# HRFormer backbone: mmhrformer vs MMPose 1.x ({device}: {machine})')
+    print(f'torch {torch.__version__}; fp32 matmul rate {peak:.0f} GFLOP/s (2048^3, the "peak")')
+    print(f'medians of {args.repeats} interleaved repeats after {args.warmup} warm-up; '
+          'ratio = theirs / ours (> 1: ours is faster or lighter)\n')
+
+    rows = []
+    for arch in args.arch:
+        ours, theirs = build_pair(arch, device)
+        shapes = [('pose', (args.pose_batch, 3, 256, 192))]
+        if not args.quick:
+            shapes.insert(0, ('seg', (1, 3, 512, 1024)))
+        for name, shape in shapes:
+            x = torch.randn(*shape, device=device)
+            ours.eval(), theirs.eval()
+            with torch.no_grad():
+                diff = max_abs_diff(ours(x), theirs(x))
+                flops = count_flops(ours, x)
+                t = interleaved({'ours': lambda: ours(x), 'theirs': lambda: theirs(x)}, device,
+                                args.warmup, args.repeats)
+            rows.append((arch, f'inference {name} {"x".join(map(str, shape))}', 'fp32',
+                         fmt_ms(t['theirs']), fmt_ms(t['ours']), t['theirs'] / t['ours'],
+                         f'{diff:.1e}', f'{flops / t["ours"] / 1e9:.0f} ({flops / t["ours"] / 1e9 / peak:.0%})'))
+        x = torch.randn(args.pose_batch, 3, 256, 192, device=device)
+        dtypes = [None] + ([torch.bfloat16, torch.float16] if device == 'cuda' else [])
+        for dtype in dtypes:
+            label = 'fp32' if dtype is None else f'AMP {str(dtype).split(".")[-1]}'
+            ours.train(), theirs.train()
+            t = interleaved({'ours': train_step_fn(ours, x, device, dtype),
+                             'theirs': train_step_fn(theirs, x, device, dtype)}, device,
+                            args.warmup, args.repeats)
+            flops = 3 * count_flops(ours.eval(), x)  # forward + backward ~ 3x forward
+            rows.append((arch, f'train step pose {"x".join(map(str, x.shape))}', label,
+                         fmt_ms(t['theirs']), fmt_ms(t['ours']), t['theirs'] / t['ours'], '',
+                         f'{flops / t["ours"] / 1e9:.0f} ({flops / t["ours"] / 1e9 / peak:.0%})'))
+            mem_ours = activation_memory(ours, x, device, dtype)
+            mem_theirs = activation_memory(theirs, x, device, dtype)
+            what = 'peak CUDA memory' if device == 'cuda' else 'activation memory'
+            rows.append((arch, f'{what} pose', label, f'{mem_theirs / 2**20:.0f} MiB',
+                         f'{mem_ours / 2**20:.0f} MiB', mem_theirs / mem_ours, '', ''))
+        del ours, theirs
+
+    header = ('arch', 'measure', 'precision', 'MMPose 1.x', 'mmhrformer', 'ratio',
+              'max abs diff', 'ours GFLOP/s (of peak)')
+    print('| ' + ' | '.join(header) + ' |')
+    print('|' + '---|' * len(header))
+    for r in rows:
+        cells = list(r)
+        cells[5] = f'{cells[5]:.2f}x'
+        print('| ' + ' | '.join(str(c) for c in cells) + ' |')
+    print('\ntimes in ms per call')
+
+
+if __name__ == '__main__':
+    main()
