@@ -113,6 +113,17 @@ class DropPath(nn.Module):
         return f'drop_prob={self.drop_prob}'
 
 
+def exporting() -> bool:
+    """True while exporting: then shape-dependent no-op skips must not be taken.
+
+    Eager mode skips pads, crops and resizes that this input's size makes no-ops. An exported
+    graph keeps them all (they are exact no-ops, so the numbers are the same) and holds no branch
+    on the input size, so one graph serves every size. Callers test ``exporting()`` first, so
+    that a symbolic size is never turned into a guard.
+    """
+    return torch.onnx.is_in_onnx_export()
+
+
 def relative_position_index(window_size: int) -> torch.Tensor:
     """(w*w, w*w) index into the ((2w-1)^2, heads) bias table, Swin's formula."""
     coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size),
@@ -200,7 +211,7 @@ class WindowAttention(nn.Module):
         if self.with_rpe:
             bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
             mask = bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0).to(ref.dtype)
-        if self.pad_mask and any(pad):
+        if self.pad_mask and (exporting() or any(pad)):
             top, bottom, left, right = pad
             hp, wp = padded_hw
             valid = torch.zeros(hp, wp, dtype=torch.bool, device=ref.device)
@@ -224,7 +235,8 @@ class WindowAttention(nn.Module):
         w = self.window_size
         pad_h, pad_w = -h % w, -w_in % w
         pad = (pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2)
-        if pad_h or pad_w:
+        padded = exporting() or pad_h or pad_w
+        if padded:
             x = F.pad(x, (0, 0, pad[2], pad[3], pad[0], pad[1]))
         hp, wp = h + pad_h, w_in + pad_w
         nh, nw = hp // w, wp // w
@@ -244,7 +256,7 @@ class WindowAttention(nn.Module):
 
         out = out.view(b, nh, nw, self.num_heads, w, w, head_dims)
         out = out.permute(0, 1, 4, 2, 5, 3, 6).reshape(b, hp, wp, c)
-        if pad_h or pad_w:
+        if padded:
             out = out[:, pad[0]:pad[0] + h, pad[2]:pad[2] + w_in]
         return self.out_proj(out)
 
@@ -397,7 +409,7 @@ class HRFormerModule(nn.Module):
         if self.upsample_mode == 'bilinear':
             return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
         x = F.interpolate(x, scale_factor=float(factor), mode='nearest')
-        if tuple(x.shape[-2:]) != tuple(size):
+        if exporting() or tuple(x.shape[-2:]) != tuple(size):
             # A bilinear align_corners=True resize to the same size is the identity: skipped.
             x = F.interpolate(x, size=size, mode='bilinear', align_corners=True)
         return x

@@ -3,8 +3,10 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
+from mmengine.config import ConfigDict
 
 import mmhrformer
 from mmhrformer import HRFormer
@@ -40,10 +42,12 @@ def ocrnet_cfg(backbone):
 @pytest.mark.parametrize('type_name', ['HRFormer', 'mmhrformer.HRFormer'])
 def test_ocrnet_in_mmseg(type_name):
     from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
     from mmseg.structures import SegDataSample
     from mmengine.structures import PixelData
 
-    model = MODELS.build(ocrnet_cfg(dict(TINY, type=type_name)))
+    model = MODELS.build(ConfigDict(ocrnet_cfg(dict(TINY, type=type_name))))
     assert isinstance(model.backbone, HRFormer)
     model.init_weights()
     h, w = 67, 93  # odd on purpose: padding and exact-size fusion everywhere
@@ -69,8 +73,10 @@ def test_ocrnet_in_mmseg(type_name):
 
 def test_topdown_pose_in_mmpose():
     from mmpose.registry import MODELS
+    from mmpose.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
     from mmpose.structures import PoseDataSample
-    from mmengine.structures import InstanceData
+    from mmengine.structures import InstanceData, PixelData
 
     cfg = dict(
         type='TopdownPoseEstimator',
@@ -82,19 +88,17 @@ def test_topdown_pose_in_mmpose():
                   decoder=dict(type='MSRAHeatmap', input_size=(64, 80), heatmap_size=(16, 20),
                                sigma=2)),
         test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=True))
-    model = MODELS.build(cfg)
+    model = MODELS.build(ConfigDict(cfg))
     assert isinstance(model.backbone, HRFormer)
     model.init_weights()
     inputs = torch.rand(2, 3, 80, 64)
     samples = []
     for _ in range(2):
         s = PoseDataSample(metainfo=dict(
-            img_shape=(80, 64), input_size=(64, 80), input_center=torch.tensor([32., 40.]).numpy(),
-            input_scale=torch.tensor([64., 80.]).numpy(), flip_indices=list(range(17))))
-        s.gt_fields = None
-        s.gt_instances = InstanceData(bboxes=torch.tensor([[0., 0., 64., 80.]]).numpy())
+            img_shape=(80, 64), input_size=(64, 80), input_center=np.array([32., 40.]),
+            input_scale=np.array([64., 80.]), flip_indices=list(range(17))))
+        s.gt_instances = InstanceData(bboxes=np.array([[0., 0., 64., 80.]]), bbox_scores=np.ones(1))
         s.gt_instance_labels = InstanceData(keypoint_weights=torch.ones(1, 17))
-        from mmpose.structures import PixelData
         s.gt_fields = PixelData(heatmaps=torch.rand(17, 20, 16))
         samples.append(s)
     model.train()
@@ -103,7 +107,7 @@ def test_topdown_pose_in_mmpose():
     losses['loss_kpt'].backward()
     model.eval()
     with torch.no_grad():
-        heatmaps = model(inputs, mode='tensor')
+        heatmaps = model(inputs, None, mode='tensor')
         preds = model(inputs, samples, mode='predict')
     assert heatmaps.shape == (2, 17, 20, 16)
     assert preds[0].pred_instances.keypoints.shape == (1, 17, 2)
@@ -118,6 +122,8 @@ def test_mmpose_keeps_its_own_hrformer():
 @pytest.mark.parametrize('type_name', ['HRFormer', 'mmhrformer.HRFormer'])
 def test_image_classifier_in_mmpretrain(type_name):
     from mmpretrain.registry import MODELS
+    from mmpretrain.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
     from mmpretrain.structures import DataSample
 
     model = MODELS.build(dict(
