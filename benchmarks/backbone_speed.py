@@ -33,9 +33,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmengine.logging import MMLogger  # noqa: E402
 
 from mmhrformer import ARCH_ZOO, HRFormer  # noqa: E402
-from mmhrformer.convert import mmpose_to_ours  # noqa: E402
 
 MMLogger.get_instance('mmengine').setLevel(logging.ERROR)
+
+
+def mmpose_to_ours(sd):
+    out = {}
+    for k, v in sd.items():
+        if k.endswith('relative_position_index'):
+            continue
+        if '.attn.attn.qkv.' in k:
+            q, kk, vv = v.chunk(3)
+            base = k.replace('.attn.attn.qkv.', '.attn.')
+            for n, t in zip(('q_proj', 'k_proj', 'v_proj'), (q, kk, vv)):
+                out[base.replace('.attn.', f'.attn.{n}.')] = t
+            continue
+        out[k.replace('.attn.attn.proj.', '.attn.out_proj.').replace('.attn.attn.relative', '.attn.relative')] = v
+    return out
 
 
 def mmpose_hrformer(arch: str):
@@ -61,6 +75,10 @@ def build_pair(arch: str, device: str):
     theirs.init_weights()
     with torch.no_grad():
         for m in theirs.modules():
+            # MMPose's default init (conv std 0.001) makes activations and gradients so small
+            # that AdamW's state turns denormal and both models crawl: use the official init.
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 1.5)
@@ -174,6 +192,7 @@ def main():
         parser.error('--device cuda asked, but torch sees no CUDA device')
     device = args.device
     torch.manual_seed(0)
+    torch.set_flush_denormal(True)  # denormals slow both models' CPU kernels down by orders
 
     peak = matmul_gflops(device)
     machine = (torch.cuda.get_device_name() if device == 'cuda' else

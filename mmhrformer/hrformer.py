@@ -75,6 +75,45 @@ def conv_bn(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module) -> torch.Tensor:
     return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
+class BatchNormGELU(torch.autograd.Function):
+    """``gelu(batch_norm(x))`` in training that keeps only ``x`` for the backward pass.
+
+    Autograd would keep both the norm's input and its output (the GELU's input); the output is
+    recomputed here from ``x`` and the batch statistics instead: one elementwise pass more in
+    the backward, a tensor of the FFN's hidden width less per pair held in memory.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps):
+        y, mean, invstd = torch.native_batch_norm(x, weight, bias, running_mean, running_var, True,
+                                                  momentum, eps)
+        ctx.save_for_backward(x, weight, bias, mean, invstd)
+        ctx.eps = eps
+        return F.gelu(y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, bias, mean, invstd = ctx.saved_tensors
+        shape = (1, -1, 1, 1)
+        y = (x - mean.view(shape)) * (invstd * weight).view(shape) + bias.view(shape)
+        grad_y = torch.ops.aten.gelu_backward(grad, y.to(grad.dtype))
+        grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
+            grad_y, x, weight, None, None, mean, invstd, True, ctx.eps, list(ctx.needs_input_grad[:3]))
+        return grad_x, grad_w, grad_b, None, None, None, None
+
+
+def conv_bn_gelu(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module) -> torch.Tensor:
+    """``gelu(norm(conv(x)))``: folded at inference, memory-lean in BatchNorm2d training."""
+    if not norm.training or type(norm) is not nn.BatchNorm2d or not norm.affine or (
+            norm.running_mean is None):
+        return F.gelu(conv_bn(x, conv, norm))
+    norm.num_batches_tracked.add_(1)
+    momentum = (1.0 / float(norm.num_batches_tracked)
+                if norm.momentum is None else norm.momentum)
+    return BatchNormGELU.apply(conv(x), norm.weight, norm.bias, norm.running_mean,
+                               norm.running_var, momentum, norm.eps)
+
+
 class ConvNormSequential(nn.Sequential):
     """An ``nn.Sequential`` whose conv -> norm pairs go through :func:`conv_bn`.
 
@@ -278,9 +317,9 @@ class ConvFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
-        x = F.gelu(conv_bn(x, self.fc1, self.norm1))
-        x = F.gelu(conv_bn(x, self.dw3x3, self.norm2))
-        return F.gelu(conv_bn(x, self.fc2, self.norm3))
+        x = conv_bn_gelu(x, self.fc1, self.norm1)
+        x = conv_bn_gelu(x, self.dw3x3, self.norm2)
+        return conv_bn_gelu(x, self.fc2, self.norm3)
 
 
 class HRFormerBlock(nn.Module):

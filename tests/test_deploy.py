@@ -1,0 +1,154 @@
+"""Deployment paths: ONNX (fixed and dynamic size, checked with onnxruntime), torch.compile, AMP."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import ConfigDict
+
+from mmhrformer import HRFormer
+
+# One module per stage: every code path of the full models, at a fraction of the export time.
+MINI = dict(num_modules=(1, 1, 1), channels=(8, 16, 32, 64), num_heads=(1, 2, 2, 4))
+
+
+def mini_ocrnet():
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    norm_cfg = dict(type='BN', requires_grad=True)
+    channels = list(MINI['channels'])
+    heads = [
+        dict(type='FCNHead', in_channels=channels, channels=sum(channels), in_index=(0, 1, 2, 3),
+             input_transform='resize_concat', kernel_size=1, num_convs=1, concat_input=False,
+             dropout_ratio=-1, num_classes=4, norm_cfg=norm_cfg, align_corners=False),
+        dict(type='OCRHead', in_channels=channels, in_index=(0, 1, 2, 3),
+             input_transform='resize_concat', channels=32, ocr_channels=16, dropout_ratio=-1,
+             num_classes=4, norm_cfg=norm_cfg, align_corners=False),
+    ]
+    model = MODELS.build(ConfigDict(
+        type='CascadeEncoderDecoder', num_stages=2, backbone=dict(type='HRFormer', arch=MINI),
+        decode_head=heads, test_cfg=dict(mode='whole')))
+    model.init_weights()
+    return model.eval()
+
+
+class SegLogitsAndFeatures(torch.nn.Module):
+    """OCRNet's ``tensor`` mode, plus the backbone's maps, so one export checks both."""
+
+    def __init__(self, segmentor):
+        super().__init__()
+        self.segmentor = segmentor
+
+    def forward(self, img):
+        feats = self.segmentor.extract_feat(img)
+        return (self.segmentor._forward(img), *feats)
+
+
+def randomize_bn(model):
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+
+
+def onnx_outputs(path, x):
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    return sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+
+
+def assert_outputs_match(onnx_outs, torch_outs):
+    assert len(onnx_outs) == len(torch_outs)
+    for o, t in zip(onnx_outs, torch_outs):
+        assert o.shape == tuple(t.shape)
+        np.testing.assert_allclose(o, t.numpy(), atol=2e-4, rtol=1e-3)
+
+
+@pytest.fixture(scope='module')
+def ocrnet():
+    torch.manual_seed(0)
+    model = SegLogitsAndFeatures(mini_ocrnet()).eval()
+    randomize_bn(model)
+    return model
+
+
+def test_onnx_fixed_size(ocrnet, tmp_path):
+    x = torch.rand(1, 3, 70, 100)  # pads in every branch
+    path = tmp_path / 'ocrnet_fixed.onnx'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(ocrnet, (x, ), str(path), dynamo=False, opset_version=17)
+    assert not ocrnet.training  # the exporter restores the mode it found
+    with torch.no_grad():
+        expected = ocrnet(x)
+    assert_outputs_match(onnx_outputs(path, x), expected)
+
+
+@pytest.mark.slow
+def test_onnx_dynamic_size(ocrnet, tmp_path):
+    path = tmp_path / 'ocrnet_dynamic.onnx'
+    dims = {2: torch.export.Dim('height', min=32, max=4096),
+            3: torch.export.Dim('width', min=32, max=4096)}
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(ocrnet, (torch.rand(1, 3, 64, 96), ), str(path), dynamo=True,
+                          dynamic_shapes={'img': dims}, verbose=False)
+    # Sizes with different padding and odd branch sizes than the one exported with.
+    for size in [(64, 96), (70, 100), (97, 130), (32, 32)]:
+        x = torch.rand(1, 3, *size)
+        with torch.no_grad():
+            expected = ocrnet(x)
+        assert_outputs_match(onnx_outputs(path, x), expected)
+
+
+@pytest.mark.slow
+def test_torch_compile_inference_matches_eager():
+    model = HRFormer(arch=MINI, pad_mask=True).eval()
+    randomize_bn(model)
+    compiled = torch.compile(model)  # inductor: generates and compiles C++ kernels
+    x = torch.rand(1, 3, 70, 100)
+    with torch.no_grad():
+        for a, b in zip(compiled(x), model(x)):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_torch_compile_training_block():
+    # Graph capture and AOT autograd of a training step through one block (the custom
+    # BatchNorm-GELU function included), gradients equal to eager; the aot_eager backend skips
+    # inductor's C++ build, which the inference test covers.
+    from mmhrformer.hrformer import HRFormerBlock
+    block = HRFormerBlock(16, 2, 7, 0.0, True, False, dict(type='BN')).train()
+    x = torch.randn(2, 16, 10, 17).contiguous(memory_format=torch.channels_last)
+    compiled = torch.compile(block, backend='aot_eager', fullgraph=True)
+    compiled(x).square().mean().backward()
+    grads = {n: p.grad.clone() for n, p in block.named_parameters()}
+    block.zero_grad()
+    block(x).square().mean().backward()
+    for n, p in block.named_parameters():
+        torch.testing.assert_close(grads[n], p.grad, atol=1e-5, rtol=1e-4, msg=n)
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_amp_forward_close_to_fp32(dtype):
+    model = HRFormer(arch='tiny').eval()
+    randomize_bn(model)
+    x = torch.rand(1, 3, 70, 100)
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast('cpu', dtype=dtype):
+            low = model(x)
+    for r, o in zip(ref, low):
+        assert torch.isfinite(o).all()
+        rel = (o.float() - r).norm() / r.norm()
+        assert rel < 0.05, f'{dtype}: relative error {rel:.3f}'
+
+
+def test_amp_training_step_bf16():
+    model = HRFormer(arch='tiny').train()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = sum(o.float().pow(2).mean() for o in model(x))
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
