@@ -33,23 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmengine.logging import MMLogger  # noqa: E402
 
 from mmhrformer import ARCH_ZOO, HRFormer  # noqa: E402
+from mmhrformer.convert import mmpose_to_ours  # noqa: E402
 
 MMLogger.get_instance('mmengine').setLevel(logging.ERROR)
-
-
-def mmpose_to_ours(sd):
-    out = {}
-    for k, v in sd.items():
-        if k.endswith('relative_position_index'):
-            continue
-        if '.attn.attn.qkv.' in k:
-            q, kk, vv = v.chunk(3)
-            base = k.replace('.attn.attn.qkv.', '.attn.')
-            for n, t in zip(('q_proj', 'k_proj', 'v_proj'), (q, kk, vv)):
-                out[base.replace('.attn.', f'.attn.{n}.')] = t
-            continue
-        out[k.replace('.attn.attn.proj.', '.attn.out_proj.').replace('.attn.attn.relative', '.attn.relative')] = v
-    return out
 
 
 def mmpose_hrformer(arch: str):
