@@ -159,6 +159,15 @@ def convert(checkpoint, full_classifier: bool = False, window_size: Optional[int
     settings = dict(LAYOUT_SETTINGS[layout])
     if not settings['with_rpe']:
         backbone = {k: v for k, v in backbone.items() if not k.endswith('relative_position_bias_table')}
+    # Pose models fuse the last stage into branch 0 alone (HRNet's multiscale_output=False).
+    last = max(int(k.split('.')[1]) for k in backbone if k.startswith('stage4.'))
+    single_output = layout == 'official-pose' or not any(
+        k.startswith(f'stage4.{last}.fuse_layers.1.') for k in backbone)
+    unused_fuse = [k for k in backbone if single_output and k.startswith(
+        tuple(f'stage4.{last}.fuse_layers.{i}.' for i in (1, 2, 3)))]
+    backbone = {k: v for k, v in backbone.items() if k not in unused_fuse}
+    if single_output:
+        settings['out_indices'] = (0, )
     found_arch, window = backbone_arch(backbone)
     if arch is not None and arch != found_arch:
         raise ConversionError(f'asked for HRFormer-{arch}, the checkpoint holds HRFormer-{found_arch}')
@@ -192,6 +201,8 @@ def convert(checkpoint, full_classifier: bool = False, window_size: Optional[int
         sum(k.endswith('relative_position_index') for k in sd),
         'relative_position_bias_table (unused by the official pose code)':
         sum(k.endswith('relative_position_bias_table') for k in sd) if not settings['with_rpe'] else 0,
+        'fuse layers of branches 1-3 in the last module (pose models return branch 0)':
+        len(unused_fuse),
         'classification head': 0 if full_classifier or layout != 'official-cls' else sum(
             k.startswith(('incre_modules.', 'downsamp_modules.', 'final_layer.', 'classifier.'))
             for k in sd),
@@ -206,7 +217,8 @@ def build_target(layout: str, full_classifier: bool, settings: dict, sd: StateDi
     """The real model the converted weights are for, to load them into strictly."""
     arch = settings['arch']
     backbone = dict(arch=arch, window_size=settings['window_size'], with_rpe=settings['with_rpe'],
-                    upsample_mode=settings['upsample_mode'])
+                    upsample_mode=settings['upsample_mode'],
+                    out_indices=settings.get('out_indices', (0, 1, 2, 3)))
     channels = list(ARCH_ZOO[arch]['channels'])
     if layout == 'official-seg':
         from mmengine.config import ConfigDict
@@ -233,7 +245,7 @@ def build_target(layout: str, full_classifier: bool, settings: dict, sd: StateDi
         joints = sd['keypoint_head.final_layer.weight'].shape[0]
         return MODELS.build(ConfigDict(
             type='TopdownPoseEstimator',
-            backbone=dict(type='mmhrformer.HRFormer', out_indices=(0, ), **backbone),
+            backbone=dict(type='mmhrformer.HRFormer', **backbone),
             head=dict(type='HeatmapHead', in_channels=channels[0], out_channels=joints,
                       deconv_out_channels=None, loss=dict(type='KeypointMSELoss'))))
     if full_classifier:

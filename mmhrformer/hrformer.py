@@ -402,23 +402,31 @@ class HRFormerModule(nn.Module):
         upsample_mode (str): ``'nearest'`` (by 2^(j-i), then a bilinear align_corners=True
             resize to the exact size: official cls / seg) or ``'bilinear'`` (align_corners=False
             to the exact size: official pose, MMPose).
+        fuse_outputs (Sequence[int], optional): Branches to fuse into; the others are left out
+            (``None``) and their outputs are not computed. Default: all.
     """
 
     def __init__(self, channels: Sequence[int], num_heads: Sequence[int], window_size: int,
                  drop_paths: Sequence[float], with_rpe: bool, pad_mask: bool, upsample_mode: str,
-                 norm_cfg: dict, with_cp: bool):
+                 norm_cfg: dict, with_cp: bool, fuse_outputs: Optional[Sequence[int]] = None):
         super().__init__()
         self.upsample_mode = upsample_mode
         self.branches = nn.ModuleList(
             nn.Sequential(*(HRFormerBlock(ch, heads, window_size, dp, with_rpe, pad_mask,
                                           norm_cfg, with_cp) for dp in drop_paths))
             for ch, heads in zip(channels, num_heads))
-        self.fuse_layers = self._make_fuse_layers(channels, norm_cfg) if len(channels) > 1 else None
+        fuse_outputs = range(len(channels)) if fuse_outputs is None else fuse_outputs
+        self.fuse_layers = self._make_fuse_layers(channels, fuse_outputs,
+                                                  norm_cfg) if len(channels) > 1 else None
 
     @staticmethod
-    def _make_fuse_layers(channels: Sequence[int], norm_cfg: dict) -> nn.ModuleList:
+    def _make_fuse_layers(channels: Sequence[int], fuse_outputs: Sequence[int],
+                          norm_cfg: dict) -> nn.ModuleList:
         fuse_layers = nn.ModuleList()
         for i, out_ch in enumerate(channels):
+            if i not in fuse_outputs:
+                fuse_layers.append(None)
+                continue
             layer = nn.ModuleList()
             for j, in_ch in enumerate(channels):
                 if j > i:
@@ -459,6 +467,9 @@ class HRFormerModule(nn.Module):
             return xs
         outs = []
         for i, fuse in enumerate(self.fuse_layers):
+            if fuse is None:
+                outs.append(None)
+                continue
             size = xs[i].shape[-2:]
             y = xs[i]
             for j, x in enumerate(xs):
@@ -491,7 +502,8 @@ class HRFormer(BaseModule):
             ``'bilinear'`` (official pose / MMPose weights). Default: ``'nearest'``.
         pad_mask (bool): Mask the window padding out of attention; False reproduces the official
             model. Default: False.
-        out_indices (Sequence[int]): Branches to return. Default: (0, 1, 2, 3).
+        out_indices (Sequence[int]): Branches to return; the last fusion is built for these only
+            (``(0, )`` is the layout of the official and MMPose pose checkpoints). Default: (0, 1, 2, 3).
         frozen_stages (int): Stages to freeze (stop gradients, eval mode); -1 freezes nothing,
             0 the stem, k >= 1 the stem and stages 1..k. Default: -1.
         norm_eval (bool): Keep every BatchNorm in eval mode while training. Default: False.
@@ -573,10 +585,13 @@ class HRFormer(BaseModule):
             setattr(self, f'transition{s + 1}',
                     self._make_transition(prev_channels, stage_channels, norm_cfg))
             stage_rates = rates[sum(num_blocks[:s]):sum(num_blocks[:s + 1])]
+            # The very last fusion only feeds the returned branches (HRNet's multiscale_output:
+            # official pose checkpoints hold stage4's last fuse layers for branch 0 alone).
             modules = [
                 HRFormerModule(stage_channels, num_heads[:s + 2], window_size[s],
                                stage_rates[m * BLOCKS_PER_MODULE:(m + 1) * BLOCKS_PER_MODULE],
-                               with_rpe, pad_mask, upsample_mode, norm_cfg, with_cp)
+                               with_rpe, pad_mask, upsample_mode, norm_cfg, with_cp,
+                               self.out_indices if s == 2 and m == num_modules[s] - 1 else None)
                 for m in range(num_modules[s])
             ]
             setattr(self, f'stage{s + 2}', nn.Sequential(*modules))

@@ -216,6 +216,12 @@ def test_out_indices():
     with torch.no_grad():
         outs = model(torch.rand(1, 3, 64, 64))
     assert [o.shape[1] for o in outs] == [36, 144] and model.out_channels == (36, 144)
+    # The last fusion is built for the returned branches only (pose checkpoint layout).
+    pose = HRFormer(arch='tiny', out_indices=(0, ))
+    keys = pose.state_dict().keys()
+    assert any(k.startswith('stage4.1.fuse_layers.0.') for k in keys)
+    assert not any(k.startswith(('stage4.1.fuse_layers.1.', 'stage4.1.fuse_layers.3.')) for k in keys)
+    assert any(k.startswith('stage4.0.fuse_layers.3.') for k in keys)
 
 
 def test_window_size_per_stage_and_table_resize_on_load():

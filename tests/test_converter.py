@@ -226,8 +226,11 @@ def test_official_pose_to_topdown(tmp_path):
     from mmpose.registry import MODELS
     from mmpose.utils import register_all_modules
     register_all_modules(init_default_scope=True)
+    # Like the real ones: no cls head, and the last module fuses into branch 0 only.
     sd = {f'backbone.{k}': v for k, v in official_cls()['model'].items()
-          if not k.startswith(('incre_modules', 'downsamp_modules', 'final_layer', 'classifier'))}
+          if not k.startswith(('incre_modules', 'downsamp_modules', 'final_layer', 'classifier',
+                               'stage4.1.fuse_layers.1', 'stage4.1.fuse_layers.2',
+                               'stage4.1.fuse_layers.3'))}
     sd['keypoint_head.final_layer.weight'] = torch.randn(17, 18, 1, 1)
     sd['keypoint_head.final_layer.bias'] = torch.randn(17)
     src, dst = tmp_path / 'pose.pth', tmp_path / 'mmpose.pth'
@@ -237,6 +240,7 @@ def test_official_pose_to_topdown(tmp_path):
     ckpt = torch.load(dst, weights_only=True)
     assert ckpt['meta']['model_settings']['with_rpe'] is False
     assert ckpt['meta']['model_settings']['upsample_mode'] == 'bilinear'
+    assert ckpt['meta']['model_settings']['out_indices'] == (0, )
     assert not any('relative_position_bias_table' in k for k in ckpt['state_dict'])
     model = MODELS.build(dict(
         type='TopdownPoseEstimator',
