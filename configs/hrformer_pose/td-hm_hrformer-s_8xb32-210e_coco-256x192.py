@@ -1,0 +1,19 @@
+# TopDown heatmap + HRFormer-S, COCO 256x192; official AP 74.0 (val2017, person detections, flip test).
+# MMPose's own HRFormer config with this package's backbone: its data pipeline, MSRAHeatmap codec
+# (sigma 2), HeatmapHead, AdamW 5e-4 / wd 0.01, 500-iter warm-up and steps at 170 / 200 of 210
+# epochs are the official recipe.
+_base_ = ['mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_hrformer-small_8xb32-210e_coco-256x192.py']
+custom_imports = dict(imports=['mmhrformer'], allow_failed_imports=False)
+
+# ImageNet weights: tools/model_converters/hrformer2mmseg.py hrt_small.pth checkpoints/hrformer-s_in1k.pth
+pretrained = 'checkpoints/hrformer-s_in1k.pth'
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmhrformer.HRFormer',  # the bare 'HRFormer' is MMPose's own
+        arch='small',
+        drop_path_rate=0.1,
+        upsample_mode='bilinear',  # as the official pose code and MMPose
+        out_indices=(0, ),
+        norm_cfg=dict(type='SyncBN', requires_grad=True),
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
