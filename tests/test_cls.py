@@ -150,11 +150,9 @@ def test_official_keys_map_one_to_one(arch):
     assert converted['head.fc.bias'] is official['classifier.bias']
 
 
-@pytest.mark.parametrize('arch,size,dtype', [('tiny', (224, 224), torch.float32),
-                                             ('tiny', (64, 96), torch.float64),
-                                             ('small', (96, 128), torch.float32),
-                                             ('base', (64, 64), torch.float32)])
-def test_random_official_checkpoint_gives_official_logits(arch, size, dtype):
+@pytest.mark.parametrize('arch,size', [('tiny', (224, 224)), ('small', (96, 128)),
+                                       ('base', (64, 64))])
+def test_random_official_checkpoint_gives_official_logits(arch, size):
     official = random_official_state_dict(arch)
     # A whole official checkpoint (with the optimizer etc.) is accepted as well.
     converted = convert_official_classifier({'model': official, 'epoch': 299})
@@ -163,16 +161,23 @@ def test_random_official_checkpoint_gives_official_logits(arch, size, dtype):
 
     backbone = HRFormer(arch=arch).eval()
     backbone.load_state_dict(convert_official_backbone(official), strict=True)
-    official = {k: v.to(dtype) if v.is_floating_point() else v for k, v in official.items()}
-    x = torch.randn(2, 3, *size, dtype=dtype)
+    x = torch.randn(2, 3, *size)
     with torch.no_grad():
-        ours = model.to(dtype)(x, mode='tensor')
-        expected = official_head(backbone.to(dtype)(x), official)
-    assert expected.shape == (2, 1000) and expected.dtype == dtype
+        ours = model(x, mode='tensor')
+        feats = backbone(x)
+        expected = official_head(feats, official)
+    assert expected.shape == (2, 1000)
     assert expected.abs().max() > 1  # not a degenerate (near-zero) comparison
-    # float64 shows the algebra (BN folding, key mapping) is exact; float32 the real inference path.
-    torch.testing.assert_close(ours, expected, atol=1e-5 if dtype == torch.float32 else 1e-10,
-                               rtol=0)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
+
+    # In float64 the neck + head equal the official head to rounding: the BN folding and the key
+    # mapping are exact, not merely close. Small random maps: float64 depthwise convs are slow on CPU.
+    official64 = {k: v.double() if v.is_floating_point() else v for k, v in official.items()}
+    feats64 = [f.new_empty(1, f.shape[1], 8 >> i, 8 >> i, dtype=torch.float64).normal_().abs() * 20
+               for i, f in enumerate(feats)]
+    with torch.no_grad():
+        ours64 = model.head.fc.double()(model.neck.double()(feats64)[0])
+    torch.testing.assert_close(ours64, official_head(feats64, official64), atol=1e-10, rtol=0)
 
 
 def test_neck_shapes_and_gradients():
