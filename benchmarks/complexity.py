@@ -1,4 +1,4 @@
-"""Parameters and FLOPs of the HRFormer ImageNet classifiers (T / S / B), against the official numbers.
+"""Parameters and FLOPs of the HRFormer ImageNet classifiers (T / S / B) against the official ones.
 
 The model is MMPretrain's ``ImageClassifier(backbone=HRFormer, neck=HRFormerClsNeck,
 head=LinearClsHead(1000, 2048))``, the official classifier's structure.
@@ -50,7 +50,8 @@ MMLogger.get_instance('mmengine').setLevel(logging.ERROR)
 # Official counts: the sum of numel over the parameter keys of the official checkpoints
 # (``official_keys/hrt_*_cls.tsv``), and the paper's Table (params, GFLOPs at 224x224, top-1).
 OFFICIAL = {
-    'tiny': dict(params=8_035_820, backbone=2_572_388, paper_params=8.0, paper_gflops=1.83, top1=78.6),
+    'tiny': dict(params=8_035_820, backbone=2_572_388, paper_params=8.0, paper_gflops=1.83,
+                 top1=78.6),
     'small': dict(params=13_544_882, backbone=7_891_050, paper_params=13.5, paper_gflops=3.56,
                   top1=81.2),
     'base': dict(params=50_320_098, backbone=44_040_666, paper_params=50.3, paper_gflops=13.71,
@@ -186,8 +187,8 @@ def main() -> None:
         paper_flops = f'{o["paper_gflops"]:.2f}' if args.size == 224 else 'n/a'
         print(f'| HRFormer-{arch[0].upper()} | {r["params"]:,} ({r["params"] / 1e6:.3f}M) | '
               f'{o["params"]:,} ({same}) | {o["paper_params"]}M | {r["macs"] / 1e9:.3f} | '
-              f'{r["attention"] / 1e9:.3f} | {r["total"] / 1e9:.3f} | {r["official_rules"] / 1e9:.3f} | '
-              f'{paper_flops} |')
+              f'{r["attention"] / 1e9:.3f} | {r["total"] / 1e9:.3f} | '
+              f'{r["official_rules"] / 1e9:.3f} | {paper_flops} |')
     print('\nBackbone alone: ' + ', '.join(
         f'{arch[0].upper()} {r["backbone_params"]:,} (official {OFFICIAL[arch]["backbone"]:,})'
         for arch, r in rows.items()))

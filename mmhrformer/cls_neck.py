@@ -1,13 +1,13 @@
 """The HRFormer ImageNet classification head as an MMPretrain neck.
 
-The official classifier (``cls/models/hrt.py`` of HRNet/HRFormer) turns the four branch outputs of the
-backbone into one 2048-d vector the HRNet-v1 way:
+The official classifier (``cls/models/hrt.py`` of HRNet/HRFormer) turns the four branch outputs of
+the backbone into one 2048-d vector the HRNet-v1 way:
 
 1. ``incre_modules``: one depthwise bottleneck (:class:`BottleneckDWP`) per branch widens
    C, 2C, 4C, 8C to 128, 256, 512, 1024 channels;
 2. ``downsamp_modules``: from the highest resolution down, ``y = incre[i + 1](x[i + 1]) +
-   downsamp[i](y)``, where each downsample is a stride-2 depthwise 3x3 conv + BN + 1x1 conv + BN + ReLU
-   (both convs with a bias);
+   downsamp[i](y)``, where each downsample is a stride-2 depthwise 3x3 conv + BN + 1x1 conv + BN +
+   ReLU (both convs with a bias);
 3. ``final_layer``: 1x1 conv 1024 -> 2048 (with a bias) + BN + ReLU, then a global average pool.
 
 The linear classifier on top is MMPretrain's ``LinearClsHead(num_classes, in_channels=2048)``.
@@ -33,9 +33,9 @@ HEAD_OUT_CHANNELS = 2048
 class BottleneckDWP(nn.Module):
     """Bottleneck with a depthwise 3x3 conv (expansion 4), the official head's widening block.
 
-    ``relu(bn3(conv3(relu(bn2(dw3x3(relu(bn1(conv1(x)))))))) + shortcut(x))``, where the shortcut is a
-    1x1 conv + BN whenever the channels change (always, for the official archs) and the identity
-    otherwise. No conv has a bias (each feeds a BN).
+    ``relu(bn3(conv3(relu(bn2(dw3x3(relu(bn1(conv1(x)))))))) + shortcut(x))``, where the shortcut
+    is a 1x1 conv + BN whenever the channels change (always, for the official archs) and the
+    identity otherwise. No conv has a bias (each feeds a BN).
 
     Args:
         in_channels (int): Input channels C_in.
@@ -58,7 +58,8 @@ class BottleneckDWP(nn.Module):
             # Named ``downsample`` (0: conv, 1: BN) as in the official checkpoints, though it only
             # projects the channels (stride 1).
             self.downsample = ConvNormSequential(
-                nn.Conv2d(in_channels, out_channels, 1, bias=False), build_norm(norm_cfg, out_channels))
+                nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                build_norm(norm_cfg, out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, planes * 4, H, W)."""
@@ -91,8 +92,9 @@ class HRFormerClsNeck(BaseModule):
 
     Example:
         >>> neck = HRFormerClsNeck(in_channels=(32, 64, 128, 256)).eval()
-        >>> feats = [torch.rand(2, c, 56 // 2**i, 56 // 2**i) for i, c in enumerate((32, 64, 128, 256))]
-        >>> [tuple(o.shape) for o in neck(tuple(feats))]
+        >>> channels = (32, 64, 128, 256)
+        >>> feats = [torch.rand(2, c, 56 // 2**i, 56 // 2**i) for i, c in enumerate(channels)]
+        >>> [tuple(o.shape) for o in neck(feats)]
         [(2, 2048)]
     """
 
@@ -110,7 +112,8 @@ class HRFormerClsNeck(BaseModule):
         super().__init__(init_cfg=init_cfg)
         in_channels, head_planes = tuple(in_channels), tuple(head_planes)
         if not in_channels or not all(isinstance(c, int) and c > 0 for c in in_channels):
-            raise ValueError(f'HRFormerClsNeck: in_channels must be positive ints, got {in_channels!r}')
+            raise ValueError('HRFormerClsNeck: in_channels must be positive ints, '
+                             f'got {in_channels!r}')
         if len(head_planes) != len(in_channels):
             raise ValueError(f'HRFormerClsNeck: need one head_planes entry per input branch, got '
                              f'{len(head_planes)} for {len(in_channels)} branches')
@@ -162,7 +165,7 @@ OFFICIAL_CLS_HEAD_RENAMES = (
 
 
 def convert_official_classifier(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Maps an official HRFormer ImageNet checkpoint to an MMPretrain ``ImageClassifier`` state dict.
+    """Maps an official HRFormer ImageNet checkpoint to an MMPretrain ``ImageClassifier``'s keys.
 
     The classifier is ``ImageClassifier(backbone=HRFormer, neck=HRFormerClsNeck,
     head=LinearClsHead(1000, 2048))``. Backbone keys go through

@@ -1,4 +1,4 @@
-"""HRFormer ImageNet classification in MMPretrain: the neck, the official checkpoint mapping, configs.
+"""HRFormer ImageNet classification in MMPretrain: the neck, the official key mapping, the configs.
 
 Everything runs the real MMPretrain on the CPU. The official parity test builds a random checkpoint
 in the official classification layout (from the key lists in the shared reference folder), converts
@@ -101,7 +101,8 @@ def bn(x, sd, p):
 def bottleneck_dwp(x, sd, p):
     planes = sd[p + 'conv2.weight'].shape[0]
     out = F.relu(bn(F.conv2d(x, sd[p + 'conv1.weight']), sd, p + 'bn1.'))
-    out = F.relu(bn(F.conv2d(out, sd[p + 'conv2.weight'], padding=1, groups=planes), sd, p + 'bn2.'))
+    out = F.conv2d(out, sd[p + 'conv2.weight'], padding=1, groups=planes)  # depthwise
+    out = F.relu(bn(out, sd, p + 'bn2.'))
     out = bn(F.conv2d(out, sd[p + 'conv3.weight']), sd, p + 'bn3.')
     shortcut = bn(F.conv2d(x, sd[p + 'downsample.0.weight']), sd, p + 'downsample.1.')
     return F.relu(out + shortcut)
@@ -171,7 +172,7 @@ def test_random_official_checkpoint_gives_official_logits(arch, size):
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
 
     # In float64 the neck + head equal the official head to rounding: the BN folding and the key
-    # mapping are exact, not merely close. Small random maps: float64 depthwise convs are slow on CPU.
+    # mapping are exact, not merely close. Small random maps: float64 depthwise convs are slow.
     official64 = {k: v.double() if v.is_floating_point() else v for k, v in official.items()}
     feats64 = [f.new_empty(1, f.shape[1], 8 >> i, 8 >> i, dtype=torch.float64).normal_().abs() * 20
                for i, f in enumerate(feats)]

@@ -5,12 +5,13 @@
 # This file is complete (HRFormer-S); the T / S / B variants only change the arch, the neck's input
 # channels and the drop path rate.
 _base_ = [
-    # Swin's ImageNet pipeline is the one the official code inherited: RandomResizedCrop 224 bicubic,
-    # flip, RandAugment (timm_increasing, 2 ops, m9, mstd 0.5), RandomErasing 0.25 per pixel; test
-    # bicubic short edge 256 + centre crop 224.
+    # Swin's ImageNet pipeline is the one the official code inherited: RandomResizedCrop 224
+    # bicubic, flip, RandAugment (timm_increasing, 2 ops, m9, mstd 0.5), RandomErasing 0.25 per
+    # pixel; test bicubic short edge 256 + centre crop 224.
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     # AdamW wd 0.05, no decay on norms, biases, other 1-d params and relative_position_bias_table;
-    # warmup from lr x 1e-3 and cosine to 1e-5 (the official warmup / min lr, 5e-7 / 5e-6 x 1024 / 512).
+    # warmup from lr x 1e-3 and cosine to 1e-5 (the official warmup / min lr: 5e-7 / 5e-6 x 1024
+    # / 512).
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
