@@ -1,30 +1,42 @@
 """Official and MMPose HRFormer checkpoints to this package's layout, with identical outputs.
 
-Layouts, told apart by their keys:
+Used by ``tools/model_converters/hrformer2mmseg.py``. Layouts, told apart by their keys:
 
-* ``official-cls``: HRNet/HRFormer ``cls/`` (``{'model': state_dict}``, no prefix): backbone
-  weights, or with ``full_classifier`` an MMPretrain ``ImageClassifier`` (backbone, neck, head).
-* ``official-seg``: openseg.pytorch OCRNet (``module.backbone.*``, ``conv3x3``, ``ocr_distri_head``,
-  ``cls_head``, ``aux_head``) to MMSeg's ``CascadeEncoderDecoder`` with an ``FCNHead`` (aux) and an
-  ``OCRHead``. openseg's head convs before a BN carry a bias and MMSeg's ``ConvModule`` has none:
-  ``bn(conv(x) + b) == bn'(conv(x))`` with ``running_mean' = running_mean - b``, exactly.
-* ``official-pose``: HRNet/HRFormer ``pose/`` (mmpose 0.x fork, ``backbone.*`` and
-  ``keypoint_head.final_layer``) to MMPose 1.x's ``TopdownPoseEstimator`` + ``HeatmapHead``. That
-  code never added the relative position bias: its tables are dropped and the model needs
-  ``with_rpe=False, upsample_mode='bilinear'``.
-* ``mmpose``: MMPose 1.x's HRFormer (fused ``qkv``, ``proj``) to this backbone.
+* ``official-cls``: HRNet/HRFormer ``cls/`` (``{'model': state_dict}``, no prefix). Output: the
+  backbone (no prefix, for ``init_cfg=dict(type='Pretrained', checkpoint=...)``) or, with
+  ``full_classifier``, an MMPretrain ``ImageClassifier`` (``backbone``, ``HRFormerClsNeck``,
+  ``LinearClsHead``).
+* ``official-seg``: openseg.pytorch ``HRT_*_OCR_V2`` (``module.backbone.*``, ``conv3x3``,
+  ``ocr_distri_head``, ``cls_head``, ``aux_head``). Output: MMSeg's ``CascadeEncoderDecoder`` with
+  ``decode_head[0]`` an ``FCNHead`` (the aux head) and ``decode_head[1]`` an ``OCRHead``. openseg's
+  head convs carry a bias before their BN and MMSeg's ``ConvModule`` has none; it folds exactly:
+  ``bn(conv(x) + b) == bn'(conv(x))`` with ``running_mean' = running_mean - b``.
+* ``official-pose``: HRNet/HRFormer ``pose/`` (mmpose 0.x fork: ``backbone.*``,
+  ``keypoint_head.final_layer``). Output: MMPose 1.x ``TopdownPoseEstimator`` + ``HeatmapHead``
+  (no deconvs, 1x1 final conv). That code never added the relative position bias: the tables are
+  dropped and the model needs ``with_rpe=False, upsample_mode='bilinear'``.
+* ``mmpose``: MMPose 1.x's own HRFormer (fused ``attn.attn.qkv`` rows q;k;v, ``attn.attn.proj``),
+  with or without ``backbone.``; backbone output, or a ``TopdownPoseEstimator`` when a heatmap
+  head (``head.final_layer`` or 0.x ``keypoint_head.final_layer``) comes with it.
 
-Every conversion ends by loading the result strictly into the real target model, so a missing,
-left-over or misshapen key is reported by name (:class:`ConversionError`).
+Every source key is accounted for: mapped, or dropped for a stated reason (``meta['dropped']``);
+anything else is an error. The result is then loaded strictly into the real target model, built
+through its host's registry, so a missing, left-over or misshapen key is reported by name.
 """
 import math
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .hrformer import ARCH_ZOO, HRFormer, convert_official_backbone, resize_rpe_table
+from .hrformer import ARCH_ALIASES, ARCH_ZOO, HRFormer, convert_official_backbone, resize_rpe_table
 
 StateDict = Dict[str, torch.Tensor]
+
+PROBE_OFFICIAL = 'stage2.0.branches.0.0.attn.attn.q_proj.weight'
+PROBE_MMPOSE = 'stage2.0.branches.0.0.attn.attn.qkv.weight'
+CLS_HEAD_PREFIXES = ('incre_modules.', 'downsamp_modules.', 'final_layer.', 'classifier.')
+TABLE = 'relative_position_bias_table'
+INDEX = 'relative_position_index'
 
 # Backbone settings each source layout was trained with.
 LAYOUT_SETTINGS = {
@@ -33,20 +45,36 @@ LAYOUT_SETTINGS = {
     'official-pose': dict(with_rpe=False, upsample_mode='bilinear'),
     'mmpose': dict(with_rpe=True, upsample_mode='bilinear'),
 }
-# openseg OCR head module -> MMSeg OCRHead / FCNHead module; each conv is followed by its BN.
-OPENSEG_HEAD = {
+# openseg conv (each followed by a BNReLU = Sequential(BN, ReLU) at the next index) -> MMSeg ConvModule.
+OPENSEG_CONVS = {
     'conv3x3.0': 'decode_head.1.bottleneck',
-    'ocr_distri_head.object_context_block.f_pixel.0': 'decode_head.1.object_context_block.query_project.0',
-    'ocr_distri_head.object_context_block.f_pixel.2': 'decode_head.1.object_context_block.query_project.1',
-    'ocr_distri_head.object_context_block.f_object.0': 'decode_head.1.object_context_block.key_project.0',
-    'ocr_distri_head.object_context_block.f_object.2': 'decode_head.1.object_context_block.key_project.1',
-    'ocr_distri_head.object_context_block.f_down.0': 'decode_head.1.object_context_block.value_project',
+    'ocr_distri_head.object_context_block.f_pixel.0':
+    'decode_head.1.object_context_block.query_project.0',
+    'ocr_distri_head.object_context_block.f_pixel.2':
+    'decode_head.1.object_context_block.query_project.1',
+    'ocr_distri_head.object_context_block.f_object.0':
+    'decode_head.1.object_context_block.key_project.0',
+    'ocr_distri_head.object_context_block.f_object.2':
+    'decode_head.1.object_context_block.key_project.1',
+    'ocr_distri_head.object_context_block.f_down.0':
+    'decode_head.1.object_context_block.value_project',
     'ocr_distri_head.object_context_block.f_up.0': 'decode_head.1.object_context_block.out_project',
     'ocr_distri_head.conv_bn_dropout.0': 'decode_head.1.object_context_block.bottleneck',
     'aux_head.0': 'decode_head.0.convs.0',
 }
 OPENSEG_CLASSIFIERS = {'cls_head': 'decode_head.1.conv_seg', 'aux_head.2': 'decode_head.0.conv_seg'}
-BN_STATS = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+BN_KEYS = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+# What a config needs beyond the backbone settings to reproduce the source model's outputs.
+SEG_NOTES = (
+    'both decode heads need align_corners=True (openseg resized with it, in resize_concat and '
+    'in the final upsampling)',
+    'openseg fed BGR images normalised with RGB-ordered mean/std: for its exact logits set '
+    'data_preprocessor bgr_to_rgb=False with mean=[123.675, 116.28, 103.53], '
+    'std=[58.395, 57.12, 57.375]',
+)
+POSE_NOTES = ('the official pose code never added the relative position bias (HRFormer issue '
+              '#32): build the backbone with with_rpe=False, upsample_mode=\'bilinear\', '
+              'out_indices=(0, )', )
 
 
 class ConversionError(ValueError):
@@ -54,15 +82,17 @@ class ConversionError(ValueError):
 
 
 def name_keys(keys, limit: int = 5) -> str:
+    """A few of ``keys``, sorted, then how many more."""
     keys = sorted(keys)
     shown = ', '.join(keys[:limit])
     return shown + (f' (and {len(keys) - limit} more)' if len(keys) > limit else '')
 
 
 def unwrap(checkpoint) -> StateDict:
-    """The state dict inside a checkpoint: under 'model' or 'state_dict', or the dict itself."""
+    """The state dict inside a checkpoint: under 'state_dict' or 'model', or the dict itself."""
     if not isinstance(checkpoint, dict):
-        raise ConversionError(f'not a state dict or checkpoint dict (got {type(checkpoint).__name__})')
+        raise ConversionError('not a state dict or checkpoint dict '
+                              f'(got {type(checkpoint).__name__})')
     for key in ('state_dict', 'model'):
         if isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]
@@ -70,206 +100,294 @@ def unwrap(checkpoint) -> StateDict:
     if not checkpoint or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         raise ConversionError('no state dict of tensors found (looked under "state_dict", '
                               '"model" and the top level)')
-    return checkpoint
+    return dict(checkpoint)
 
 
-def detect_layout(sd: StateDict) -> str:
+def detect_layout(sd: StateDict) -> Tuple[str, str]:
+    """(layout, backbone key prefix) of a state dict whose DataParallel ``module.`` is stripped."""
     keys = list(sd)
-    if any(k.startswith('module.backbone.') for k in keys) and any('ocr_distri_head' in k for k in keys):
-        return 'official-seg'
-    if any('.attn.attn.qkv.' in k for k in keys):
-        return 'mmpose'
-    if any(k.startswith('keypoint_head.') for k in keys) and any('.attn.attn.q_proj.' in k for k in keys):
-        return 'official-pose'
-    if any(k.startswith('stage2.0.branches.') and '.attn.attn.q_proj.' in k for k in keys):
-        return 'official-cls'
-    raise ConversionError('not an HRFormer checkpoint of a known layout (official cls / seg / pose '
-                          f'or MMPose 1.x); first keys: {name_keys(keys[:5])}')
-
-
-def backbone_arch(sd: StateDict) -> Tuple[str, int]:
-    """(arch name, window size) from the shapes of a backbone state dict in our layout."""
-    probe = sd.get('stage2.0.branches.0.0.norm1.weight')
-    width = None if probe is None else probe.shape[0]
-    modules = len({k.split('.')[1] for k in sd if k.startswith('stage3.')})
-    for name, arch in ARCH_ZOO.items():
-        if arch['channels'][0] == width and arch['num_modules'][1] == modules:
-            table = next((v for k, v in sd.items() if k.endswith('relative_position_bias_table')),
-                         None)
-            window = 7 if table is None else (math.isqrt(table.shape[0]) + 1) // 2
-            return name, window
-    raise ConversionError(f'backbone matches no HRFormer arch (branch-0 width {width}, '
-                          f'{modules} modules in stage 3)')
+    official = [k[:-len(PROBE_OFFICIAL)] for k in keys if k.endswith(PROBE_OFFICIAL)]
+    mmpose = [k[:-len(PROBE_MMPOSE)] for k in keys if k.endswith(PROBE_MMPOSE)]
+    if len(official) + len(mmpose) != 1:
+        raise ConversionError(
+            'not an HRFormer checkpoint of a known layout (official cls / seg / pose or MMPose '
+            f'1.x): {len(official) + len(mmpose)} keys end with {PROBE_OFFICIAL} or '
+            f'{PROBE_MMPOSE}; first keys: {name_keys(keys[:5])}')
+    if mmpose:
+        if mmpose[0] not in ('', 'backbone.'):
+            raise ConversionError(f'MMPose HRFormer weights under an unknown prefix {mmpose[0]!r}')
+        return 'mmpose', mmpose[0]
+    prefix = official[0]
+    if prefix == '':
+        return 'official-cls', prefix
+    if prefix == 'backbone.' and any(k.startswith(('ocr_distri_head.', 'conv3x3.')) for k in keys):
+        return 'official-seg', prefix
+    if prefix == 'backbone.' and any(k.startswith('keypoint_head.') for k in keys):
+        return 'official-pose', prefix
+    raise ConversionError(
+        f'official HRFormer backbone names under {prefix!r} without a known head: cannot tell the '
+        'layout (expected no prefix (cls), backbone.* with an OCR head (seg) or with '
+        'keypoint_head.* (pose))')
 
 
 def mmpose_to_ours(sd: StateDict) -> StateDict:
-    """MMPose 1.x HRFormer names (fused ``qkv`` rows q;k;v, ``proj``) to this backbone's."""
+    """MMPose 1.x HRFormer names (fused ``qkv`` rows q;k;v, ``proj``) to this backbone's.
+
+    The ``relative_position_index`` buffers are dropped (the model rebuilds them).
+    """
     out = {}
     for key, value in sd.items():
-        if key.endswith('relative_position_index'):
+        if key.endswith(INDEX):
             continue
         if '.attn.attn.qkv.' in key:
+            if value.shape[0] % 3:
+                raise ConversionError(f'{key} of shape {tuple(value.shape)} does not split into '
+                                      'q, k and v')
             for name, part in zip(('q_proj', 'k_proj', 'v_proj'), value.chunk(3)):
-                out[key.replace('.attn.attn.qkv.', f'.attn.{name}.')] = part
+                out[key.replace('.attn.attn.qkv.', f'.attn.{name}.')] = part.clone()
             continue
         out[key.replace('.attn.attn.proj.', '.attn.out_proj.').replace('.attn.attn.', '.attn.')] = value
     return out
 
 
-def fold_conv_bias(sd: StateDict, src: str, dst: str) -> StateDict:
-    """openseg ``src`` conv (optional bias) + ``src``-next BN -> MMSeg ``ConvModule`` ``dst``."""
-    head, index = src.rsplit('.', 1)
+def fold_conv_bias(sd: StateDict, conv: str, dst: str) -> Tuple[StateDict, List[str]]:
+    """openseg ``conv`` (bias optional) + its BNReLU -> MMSeg ``ConvModule`` ``dst`` (no bias).
+
+    Returns (mapped weights, source keys used). The bias moves into the BN's running mean:
+    ``(conv(x) + b - mean) * s == (conv(x) - (mean - b)) * s``, so the outputs are identical.
+    """
+    head, index = conv.rsplit('.', 1)
     bn = f'{head}.{int(index) + 1}.0'  # BNReLU = Sequential(BatchNorm2d, ReLU)
-    out = {f'{dst}.conv.weight': sd[f'{src}.weight']}
-    for stat in BN_STATS:
-        out[f'{dst}.bn.{stat}'] = sd[f'{bn}.{stat}']
-    if f'{src}.bias' in sd:
-        out[f'{dst}.bn.running_mean'] = sd[f'{bn}.running_mean'] - sd[f'{src}.bias']
-    return out
+    needed = [f'{conv}.weight'] + [f'{bn}.{k}' for k in BN_KEYS]
+    absent = [k for k in needed if k not in sd]
+    if absent:
+        raise ConversionError(f'official seg checkpoint lacks {len(absent)} head keys: '
+                              f'{name_keys(absent)}')
+    out = {f'{dst}.conv.weight': sd[f'{conv}.weight']}
+    out.update({f'{dst}.bn.{k}': sd[f'{bn}.{k}'] for k in BN_KEYS})
+    if f'{conv}.bias' in sd:
+        needed.append(f'{conv}.bias')
+        out[f'{dst}.bn.running_mean'] = sd[f'{bn}.running_mean'] - sd[f'{conv}.bias']
+    return out, needed
 
 
-def convert_seg_heads(sd: StateDict) -> StateDict:
-    out = {}
-    for src, dst in OPENSEG_HEAD.items():
-        if f'{src}.weight' not in sd:
-            raise ConversionError(f'official seg checkpoint lacks the head conv {src}.weight')
-        out.update(fold_conv_bias(sd, src, dst))
+def convert_seg_heads(sd: StateDict) -> Tuple[StateDict, List[str]]:
+    """openseg OCR + aux heads (no ``module.``) -> MMSeg ``decode_head.{0,1}``; (state, used keys)."""
+    weight = sd.get('conv3x3.0.weight')
+    if weight is not None and weight.dim() == 4 and weight.shape[-1] != 3:
+        raise ConversionError(
+            f'conv3x3.0.weight has a {weight.shape[-2]}x{weight.shape[-1]} kernel: the openseg '
+            '"V3" OCR head (grouped 7x7 convs) has no MMSeg equivalent; only V2 converts')
+    out, used = {}, []
+    for conv, dst in OPENSEG_CONVS.items():
+        mapped, keys = fold_conv_bias(sd, conv, dst)
+        out.update(mapped)
+        used += keys
     for src, dst in OPENSEG_CLASSIFIERS.items():
-        out[f'{dst}.weight'], out[f'{dst}.bias'] = sd[f'{src}.weight'], sd[f'{src}.bias']
-    return out
+        for k in ('weight', 'bias'):
+            if f'{src}.{k}' not in sd:
+                raise ConversionError(f'official seg checkpoint lacks the classifier {src}.{k}')
+            out[f'{dst}.{k}'] = sd[f'{src}.{k}']
+            used.append(f'{src}.{k}')
+    return out, used
 
 
 def strip(sd: StateDict, prefix: str) -> StateDict:
     return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
 
 
+def backbone_arch(sd: StateDict) -> Tuple[str, object]:
+    """(arch name, window size: an int, or 3 ints for stages 2-4) from a backbone in our layout."""
+    probe = sd.get('stage2.0.branches.0.0.norm1.weight')
+    width = None if probe is None else probe.shape[0]
+    modules = len({k.split('.')[1] for k in sd if k.startswith('stage3.')})
+    name = next((n for n, a in ARCH_ZOO.items()
+                 if a['channels'][0] == width and a['num_modules'][1] == modules), None)
+    if name is None:
+        raise ConversionError(f'the backbone matches no HRFormer arch (branch-0 width {width}, '
+                              f'{modules} modules in stage 3; known: '
+                              + ', '.join(f'{n} {a["channels"][0]}/{a["num_modules"][1]}'
+                                          for n, a in ARCH_ZOO.items()) + ')')
+    windows = []
+    for stage in (2, 3, 4):
+        table = next((v for k, v in sd.items() if k.startswith(f'stage{stage}.') and k.endswith(TABLE)),
+                     None)
+        windows.append(7 if table is None else (math.isqrt(table.shape[0]) + 1) // 2)
+    return name, windows[0] if len(set(windows)) == 1 else tuple(windows)
+
+
 def convert(checkpoint, full_classifier: bool = False, window_size: Optional[int] = None,
             arch: Optional[str] = None) -> Tuple[StateDict, dict]:
-    """Converts a loaded checkpoint; returns (state dict, meta). Raises :class:`ConversionError`."""
+    """Converts a loaded checkpoint; returns (state dict, meta). Raises :class:`ConversionError`.
+
+    Args:
+        checkpoint: What ``torch.load`` gave: a checkpoint dict or a bare state dict.
+        full_classifier (bool): Official cls only: the whole MMPretrain classifier.
+        window_size (int, optional): Resize every bias table for this window.
+        arch (str, optional): Fail unless the checkpoint holds this arch.
+    """
     sd = unwrap(checkpoint)
-    layout = detect_layout(sd)
-    if layout == 'official-seg':
-        sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}
-    backbone_prefix = {'official-cls': '', 'official-seg': 'backbone.', 'official-pose': 'backbone.',
-                       'mmpose': 'backbone.' if any(k.startswith('backbone.') for k in sd) else ''}[layout]
-    backbone = strip(sd, backbone_prefix) if backbone_prefix else {
-        k: v for k, v in sd.items() if not k.startswith(('incre_modules.', 'downsamp_modules.',
-                                                         'final_layer.', 'classifier.'))}
-    backbone = mmpose_to_ours(backbone) if layout == 'mmpose' else convert_official_backbone(backbone)
+    source_keys = len(sd)
+    if all(k.startswith('module.') for k in sd):  # openseg saves the DataParallel wrapper
+        sd = strip(sd, 'module.')
+    layout, prefix = detect_layout(sd)
+    if full_classifier and layout != 'official-cls':
+        raise ConversionError(f'--full-classifier needs an official classification checkpoint, '
+                              f'this is {layout}')
+    if arch is not None:
+        arch = ARCH_ALIASES.get(arch.lower(), arch.lower())
     settings = dict(LAYOUT_SETTINGS[layout])
-    if not settings['with_rpe']:
-        backbone = {k: v for k, v in backbone.items() if not k.endswith('relative_position_bias_table')}
-    # Pose models fuse the last stage into branch 0 alone (HRNet's multiscale_output=False).
-    last = max(int(k.split('.')[1]) for k in backbone if k.startswith('stage4.'))
-    single_output = layout == 'official-pose' or not any(
-        k.startswith(f'stage4.{last}.fuse_layers.1.') for k in backbone)
-    unused_fuse = [k for k in backbone if single_output and k.startswith(
-        tuple(f'stage4.{last}.fuse_layers.{i}.' for i in (1, 2, 3)))]
-    backbone = {k: v for k, v in backbone.items() if k not in unused_fuse}
-    if single_output:
+    dropped: Dict[str, List[str]] = {}
+
+    def drop(reason: str, keys: Sequence[str]) -> None:
+        if keys:
+            dropped.setdefault(reason, []).extend(keys)
+
+    # Backbone: everything under the prefix (no prefix: everything but the cls head).
+    if prefix:
+        source_backbone = [k for k in sd if k.startswith(prefix)]
+    else:
+        source_backbone = [k for k in sd if not k.startswith(CLS_HEAD_PREFIXES)]
+        if not full_classifier:
+            drop('classification head', [k for k in sd if k.startswith(CLS_HEAD_PREFIXES)])
+    drop('relative_position_index (rebuilt by the model)',
+         [k for k in source_backbone if k.endswith(INDEX)])
+    backbone = {k[len(prefix):]: sd[k] for k in source_backbone}
+    backbone = mmpose_to_ours(backbone) if layout == 'mmpose' else convert_official_backbone(backbone)
+
+    # Heads.
+    head: StateDict = {}
+    used: List[str] = []
+    notes: List[str] = []
+    if layout == 'official-cls' and full_classifier:
+        from .cls_neck import convert_official_classifier
+        head = {k: v for k, v in convert_official_classifier(sd).items()
+                if not k.startswith('backbone.')}
+        used = [k for k in sd if k.startswith(CLS_HEAD_PREFIXES)]
+        target = 'mmpretrain ImageClassifier (HRFormer, HRFormerClsNeck, LinearClsHead)'
+    elif layout == 'official-seg':
+        head, used = convert_seg_heads(sd)
+        target = 'mmseg CascadeEncoderDecoder (decode_head: FCNHead aux, OCRHead)'
+        notes += SEG_NOTES
+    elif layout == 'official-pose' or any(
+            k.startswith(('head.', 'keypoint_head.')) for k in sd if k not in source_backbone):
+        head_prefix = next((p for p in ('keypoint_head.final_layer.', 'head.final_layer.')
+                            if f'{p}weight' in sd), None)
+        if head_prefix is None:
+            raise ConversionError('the pose head has no final_layer.weight (expected '
+                                  'keypoint_head.final_layer.* or head.final_layer.*)')
+        used = [f'{head_prefix}{k}' for k in ('weight', 'bias') if f'{head_prefix}{k}' in sd]
+        head = {k.replace(head_prefix, 'head.final_layer.', 1): sd[k] for k in used}
+        target = 'mmpose TopdownPoseEstimator (HeatmapHead, no deconvs)'
         settings['out_indices'] = (0, )
+        if layout == 'official-pose':
+            notes += POSE_NOTES
+    else:
+        target = 'HRFormer backbone'
+
+    leftover = set(sd) - set(source_backbone) - set(used) - {
+        k for keys in dropped.values() for k in keys}
+    if leftover:
+        raise ConversionError(f'{len(leftover)} keys left over, part of no known {layout} '
+                              f'module: {name_keys(leftover)}')
+
+    if not settings['with_rpe']:
+        tables = [k for k in backbone if k.endswith(TABLE)]
+        drop('relative_position_bias_table (never used by the official pose code)', tables)
+        backbone = {k: v for k, v in backbone.items() if k not in tables}
+    elif not any(k.endswith(TABLE) for k in backbone):
+        settings['with_rpe'] = False  # weights trained without the bias
+    # A model returning branch 0 alone fuses the last module into branch 0 only (HRNet's
+    # multiscale_output=False); other fuse layers, if saved, never reach its output.
+    last = max((int(k.split('.')[1]) for k in backbone if k.startswith('stage4.')), default=None)
+    if last is not None and not any(k.startswith(f'stage4.{last}.fuse_layers.1.') for k in backbone):
+        settings['out_indices'] = (0, )
+    if settings.get('out_indices') == (0, ):
+        unused = [k for k in backbone if k.startswith(
+            tuple(f'stage4.{last}.fuse_layers.{i}.' for i in (1, 2, 3)))]
+        drop('last fuse layers of branches 1-3 (the model returns branch 0)', unused)
+        backbone = {k: v for k, v in backbone.items() if k not in unused}
+
     found_arch, window = backbone_arch(backbone)
     if arch is not None and arch != found_arch:
-        raise ConversionError(f'asked for HRFormer-{arch}, the checkpoint holds HRFormer-{found_arch}')
-    if window_size is not None and window_size != window:
-        backbone = {k: resize_rpe_table(v, window_size) if k.endswith('relative_position_bias_table')
-                    else v for k, v in backbone.items()}
+        raise ConversionError(f'asked for HRFormer-{arch} (--arch), the checkpoint holds an '
+                              f'HRFormer of another arch: {found_arch}')
+    if window_size is not None:
+        if window_size < 1:
+            raise ConversionError(f'window size must be positive, got {window_size}')
+        backbone = {k: resize_rpe_table(v, window_size) if k.endswith(TABLE) else v
+                    for k, v in backbone.items()}
         window = window_size
     settings.update(arch=found_arch, window_size=window)
 
-    if layout == 'official-cls' and full_classifier:
-        from .cls_neck import convert_official_classifier
-        state = convert_official_classifier(sd)
-        state.update({f'backbone.{k}': v for k, v in backbone.items()})
-        target = 'mmpretrain ImageClassifier'
-    elif layout == 'official-seg':
-        state = {f'backbone.{k}': v for k, v in backbone.items()}
-        state.update(convert_seg_heads(sd))
-        target = 'mmseg CascadeEncoderDecoder (FCNHead + OCRHead)'
-    elif layout == 'official-pose':
-        state = {f'backbone.{k}': v for k, v in backbone.items()}
-        state.update({k.replace('keypoint_head.', 'head.', 1): v for k, v in sd.items()
-                      if k.startswith('keypoint_head.final_layer.')})
-        target = 'mmpose TopdownPoseEstimator (HeatmapHead)'
-    else:
-        state = backbone
-        target = 'HRFormer backbone'
-    model = build_target(layout, full_classifier and layout == 'official-cls', settings, sd)
+    state = backbone if target == 'HRFormer backbone' else {
+        **{f'backbone.{k}': v for k, v in backbone.items()}, **head}
+    model = build_target(layout, target, settings, head)
     check_strict(model, state)
-    dropped = {
-        'relative_position_index (rebuilt by the model)':
-        sum(k.endswith('relative_position_index') for k in sd),
-        'relative_position_bias_table (unused by the official pose code)':
-        sum(k.endswith('relative_position_bias_table') for k in sd) if not settings['with_rpe'] else 0,
-        'fuse layers of branches 1-3 in the last module (pose models return branch 0)':
-        len(unused_fuse),
-        'classification head': 0 if full_classifier or layout != 'official-cls' else sum(
-            k.startswith(('incre_modules.', 'downsamp_modules.', 'final_layer.', 'classifier.'))
-            for k in sd),
-    }
     meta = dict(source_layout=layout, target=target, model_settings=settings,
-                source_keys=len(sd), output_keys=len(state),
-                dropped={k: v for k, v in dropped.items() if v})
+                source_keys=source_keys, output_keys=len(state),
+                dropped={reason: len(keys) for reason, keys in dropped.items()},
+                notes=notes, converter='tools/model_converters/hrformer2mmseg.py')
     return state, meta
 
 
-def build_target(layout: str, full_classifier: bool, settings: dict, sd: StateDict):
-    """The real model the converted weights are for, to load them into strictly."""
-    arch = settings['arch']
-    backbone = dict(arch=arch, window_size=settings['window_size'], with_rpe=settings['with_rpe'],
+def build_target(layout: str, target: str, settings: dict, head: StateDict) -> torch.nn.Module:
+    """The real model the converted weights are for, built through its host's registry."""
+    backbone = dict(type='mmhrformer.HRFormer', arch=settings['arch'],
+                    window_size=settings['window_size'], with_rpe=settings['with_rpe'],
                     upsample_mode=settings['upsample_mode'],
                     out_indices=settings.get('out_indices', (0, 1, 2, 3)))
-    channels = list(ARCH_ZOO[arch]['channels'])
+    channels = list(ARCH_ZOO[settings['arch']]['channels'])
+    if target == 'HRFormer backbone':
+        backbone.pop('type')
+        return HRFormer(**backbone)
     if layout == 'official-seg':
-        from mmengine.config import ConfigDict
         from mmseg.registry import MODELS
         from mmseg.utils import register_all_modules
         register_all_modules(init_default_scope=False)
-        num_classes = sd['cls_head.weight'].shape[0]
-        norm_cfg = dict(type='BN', requires_grad=True)
         common = dict(in_channels=channels, in_index=(0, 1, 2, 3), input_transform='resize_concat',
-                      num_classes=num_classes, norm_cfg=norm_cfg, align_corners=True)
-        return MODELS.build(ConfigDict(
-            type='CascadeEncoderDecoder', num_stages=2,
-            backbone=dict(type='mmhrformer.HRFormer', **backbone),
+                      num_classes=head['decode_head.1.conv_seg.weight'].shape[0],
+                      norm_cfg=dict(type='BN', requires_grad=True), align_corners=True)
+        return MODELS.build(dict(
+            type='CascadeEncoderDecoder', num_stages=2, backbone=backbone,
             decode_head=[
                 dict(type='FCNHead', channels=512, kernel_size=3, num_convs=1, concat_input=False,
                      dropout_ratio=-1, **common),
                 dict(type='OCRHead', channels=512, ocr_channels=256, dropout_ratio=-1, **common),
             ]))
-    if layout == 'official-pose':
-        from mmengine.config import ConfigDict
+    if target.startswith('mmpose'):
         from mmpose.registry import MODELS
         from mmpose.utils import register_all_modules
         register_all_modules(init_default_scope=False)
-        joints = sd['keypoint_head.final_layer.weight'].shape[0]
-        return MODELS.build(ConfigDict(
-            type='TopdownPoseEstimator',
-            backbone=dict(type='mmhrformer.HRFormer', **backbone),
-            head=dict(type='HeatmapHead', in_channels=channels[0], out_channels=joints,
-                      deconv_out_channels=None, loss=dict(type='KeypointMSELoss'))))
-    if full_classifier:
-        from mmpretrain.registry import MODELS
-        from mmpretrain.utils import register_all_modules
-        register_all_modules(init_default_scope=False)
+        final = head['head.final_layer.weight']
         return MODELS.build(dict(
-            type='ImageClassifier', backbone=dict(type='mmhrformer.HRFormer', **backbone),
-            neck=dict(type='mmhrformer.HRFormerClsNeck', in_channels=channels),
-            head=dict(type='LinearClsHead', num_classes=sd['classifier.weight'].shape[0],
-                      in_channels=2048)))
-    return HRFormer(**backbone)
+            type='TopdownPoseEstimator', backbone=backbone,
+            head=dict(type='HeatmapHead', in_channels=channels[0], out_channels=final.shape[0],
+                      deconv_out_channels=None, final_layer=dict(kernel_size=final.shape[-1]),
+                      loss=dict(type='KeypointMSELoss'))))
+    from mmpretrain.registry import MODELS
+    from mmpretrain.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    return MODELS.build(dict(
+        type='ImageClassifier', backbone=backbone,
+        neck=dict(type='mmhrformer.HRFormerClsNeck', in_channels=channels),
+        head=dict(type='LinearClsHead', num_classes=head['head.fc.weight'].shape[0],
+                  in_channels=head['head.fc.weight'].shape[1])))
 
 
 def check_strict(model: torch.nn.Module, state: StateDict) -> None:
+    """Loads ``state`` into ``model`` strictly; names missing, left-over and misshapen keys."""
     expected = model.state_dict()
     missing = set(expected) - set(state)
     extra = set(state) - set(expected)
     if missing:
-        raise ConversionError(f'{len(missing)} keys missing for the target model: {name_keys(missing)}')
+        raise ConversionError(f'{len(missing)} keys missing for the target model: '
+                              f'{name_keys(missing)}')
     if extra:
-        raise ConversionError(f'{len(extra)} keys left over: {name_keys(extra)}')
-    bad = [f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)}' for k, v in expected.items()
-           if state[k].shape != v.shape]
+        raise ConversionError(f'{len(extra)} keys left over, unknown to the target model: '
+                              f'{name_keys(extra)}')
+    bad = [f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)} expected'
+           for k, v in expected.items() if state[k].shape != v.shape]
     if bad:
         raise ConversionError(f'{len(bad)} shapes do not fit: {name_keys(bad, 3)}')
     model.load_state_dict(state, strict=True)

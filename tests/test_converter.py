@@ -1,23 +1,49 @@
-"""tools/model_converters/hrformer2mmseg.py on random checkpoints of every official layout."""
+"""tools/model_converters/hrformer2mmseg.py on random checkpoints of every layout it converts.
+
+Checkpoints are built from the official key lists (weights AND BN statistics random), converted by
+the tool (as a subprocess where the CLI itself is under test, else through its ``main`` loaded from
+its path), loaded strictly into the real host models built through their registries, and compared
+with independent implementations: MMPose 1.x's own HRFormer for the backbone, openseg's OCR head
+written out below for the seg heads.
+"""
+import importlib.util
+import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+import mmhrformer  # noqa: F401  (registers mmhrformer.HRFormer into the hosts)
 from mmhrformer import HRFormer
-from mmhrformer.convert import ConversionError, convert
+from mmhrformer.convert import ConversionError, convert, fold_conv_bias
+from mmhrformer.hrformer import relative_position_index, resize_rpe_table
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / 'tools' / 'model_converters' / 'hrformer2mmseg.py'
 KEYS_DIR = ROOT.parent / 'shared' / 'reference' / 'official_keys'
-TINY_CHANNELS = (18, 36, 72, 144)
+TINY = (18, 36, 72, 144)
+CLS_HEAD = ('incre_modules', 'downsamp_modules', 'final_layer', 'classifier')
+
+spec = importlib.util.spec_from_file_location('hrformer2mmseg', TOOL)
+tool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tool)
 
 
-def official_cls(arch='tiny', seed=0):
-    """Random official cls checkpoint: weights AND BN statistics random."""
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    # Tiny models: one thread is about as fast, and far faster when other jobs share the cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def random_official_cls(arch='tiny', seed=0):
+    """Official cls state dict from the key list: random weights, BN means and variances."""
     path = KEYS_DIR / f'hrt_{arch}_cls.tsv'
     if not path.exists():
         pytest.skip(f'{path} not found')
@@ -29,70 +55,59 @@ def official_cls(arch='tiny', seed=0):
         if key.endswith('num_batches_tracked'):
             sd[key] = torch.tensor(100)
         elif key.endswith('relative_position_index'):
-            w = int(round(shape[0]**0.5))
-            from mmhrformer.hrformer import relative_position_index
-            sd[key] = relative_position_index(w)
+            sd[key] = relative_position_index(int(round(shape[0]**0.5)))
         elif key.endswith('running_var'):
             sd[key] = torch.rand(shape, generator=g) + 0.5
+        elif key.endswith('running_mean'):
+            sd[key] = torch.randn(shape, generator=g) * 0.2
         else:
             sd[key] = torch.randn(shape, generator=g) * 0.1
-    return {'model': sd, 'epoch': 300}
+    return sd
 
 
-def bn(prefix, n, g):
-    return {f'{prefix}.weight': torch.rand(n, generator=g) + 0.5,
-            f'{prefix}.bias': torch.randn(n, generator=g) * 0.1,
-            f'{prefix}.running_mean': torch.randn(n, generator=g) * 0.1,
-            f'{prefix}.running_var': torch.rand(n, generator=g) + 0.5,
-            f'{prefix}.num_batches_tracked': torch.tensor(10)}
+@pytest.fixture(scope='module')
+def official():
+    return random_official_cls()
 
 
-def official_seg(num_classes=5):
-    """Random openseg OCRNet checkpoint around a tiny backbone (heads as in seg/lib/models)."""
-    g = torch.Generator().manual_seed(1)
-    backbone = {k: v for k, v in official_cls()['model'].items()
-                if not k.startswith(('incre_modules', 'downsamp_modules', 'final_layer', 'classifier'))}
-    sd = {f'module.backbone.{k}': v for k, v in backbone.items()}
-    c_in = sum(TINY_CHANNELS)
-
-    def conv(name, cout, cin, k, bias):
-        sd[f'module.{name}.weight'] = torch.randn(cout, cin, k, k, generator=g) * 0.05
-        if bias:
-            sd[f'module.{name}.bias'] = torch.randn(cout, generator=g) * 0.1
-
-    conv('conv3x3.0', 512, c_in, 3, True)
-    sd.update({f'module.{k}': v for k, v in bn('conv3x3.1.0', 512, g).items()})
-    ocb = 'ocr_distri_head.object_context_block'
-    for branch in ('f_pixel', 'f_object'):
-        conv(f'{ocb}.{branch}.0', 256, 512, 1, False)
-        sd.update({f'module.{k}': v for k, v in bn(f'{ocb}.{branch}.1.0', 256, g).items()})
-        conv(f'{ocb}.{branch}.2', 256, 256, 1, False)
-        sd.update({f'module.{k}': v for k, v in bn(f'{ocb}.{branch}.3.0', 256, g).items()})
-    conv(f'{ocb}.f_down.0', 256, 512, 1, False)
-    sd.update({f'module.{k}': v for k, v in bn(f'{ocb}.f_down.1.0', 256, g).items()})
-    conv(f'{ocb}.f_up.0', 512, 256, 1, False)
-    sd.update({f'module.{k}': v for k, v in bn(f'{ocb}.f_up.1.0', 512, g).items()})
-    conv('ocr_distri_head.conv_bn_dropout.0', 512, 1024, 1, False)
-    sd.update({f'module.{k}': v for k, v in bn('ocr_distri_head.conv_bn_dropout.1.0', 512, g).items()})
-    conv('cls_head', num_classes, 512, 1, True)
-    conv('aux_head.0', 512, c_in, 3, True)
-    sd.update({f'module.{k}': v for k, v in bn('aux_head.1.0', 512, g).items()})
-    conv('aux_head.2', num_classes, 512, 1, True)
-    return {'state_dict': sd}
+def training_checkpoint(sd):
+    """Like the official cls code's save_checkpoint, less its yacs config (see the unsafe test)."""
+    params = [v for k, v in sd.items() if k.endswith('.weight')][:3]
+    return {'model': sd, 'max_accuracy': 78.5, 'epoch': 299,
+            'optimizer': {'state': {i: {'step': torch.tensor(10.), 'exp_avg': torch.zeros_like(p)}
+                                    for i, p in enumerate(params)},
+                          'param_groups': [{'lr': 5e-4, 'weight_decay': 0.05, 'params': [0, 1, 2]}]},
+            'lr_scheduler': {'base_values': [5e-4], 't_initial': 300}}
 
 
-def run_tool(*args):
+def run_cli(*args):
     return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True,
-                          text=True)
+                          text=True, cwd=ROOT)
 
+
+def run_main(capsys, *args):
+    """The tool's main() in this process: (exit status, stdout, stderr)."""
+    try:
+        rc = tool.main([str(a) for a in args])
+    except SystemExit as exc:  # argparse usage errors
+        rc = exc.code
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def backbone_only(sd, prefix=''):
+    return {prefix + k: v for k, v in sd.items() if not k.startswith(CLS_HEAD)}
+
+
+# ---- MMPose 1.x's own HRFormer, the independent reference for the backbone ----
 
 def ours_to_mmpose(sd):
-    """This package's names -> MMPose 1.x's (the test's own small mapping)."""
+    """This package's backbone names -> MMPose 1.x's (the test's own mapping)."""
     out = {}
     for k, v in sd.items():
         if '.attn.q_proj.' in k:
-            kk, vv = sd[k.replace('q_proj', 'k_proj')], sd[k.replace('q_proj', 'v_proj')]
-            out[k.replace('.attn.q_proj.', '.attn.attn.qkv.')] = torch.cat([v, kk, vv])
+            qkv = [v, sd[k.replace('q_proj', 'k_proj')], sd[k.replace('q_proj', 'v_proj')]]
+            out[k.replace('.attn.q_proj.', '.attn.attn.qkv.')] = torch.cat(qkv)
         elif '.attn.k_proj.' in k or '.attn.v_proj.' in k:
             continue
         elif '.attn.out_proj.' in k:
@@ -104,65 +119,173 @@ def ours_to_mmpose(sd):
     return out
 
 
-def mmpose_hrformer(upsample):
+def mmpose_hrformer(upsample_mode='bilinear', with_rpe=True, multiscale=True):
     from mmpose.models.backbones import HRFormer as MMPoseHRFormer
-    extra = dict(drop_path_rate=0.0, with_rpe=True, upsample=upsample,
+    upsample = dict(mode=upsample_mode, align_corners=False if upsample_mode == 'bilinear' else None)
+    extra = dict(drop_path_rate=0.0, with_rpe=with_rpe, upsample=upsample,
                  stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(2, ),
                              num_channels=(64, )))
     for s, modules in zip((2, 3, 4), (1, 3, 2)):
         extra[f'stage{s}'] = dict(num_modules=modules, num_branches=s, block='HRFORMERBLOCK',
                                   window_sizes=(7, ) * s, num_heads=(1, 2, 4, 8)[:s],
                                   mlp_ratios=(4, ) * s, num_blocks=(2, ) * s,
-                                  num_channels=TINY_CHANNELS[:s], multiscale_output=True)
-    return MMPoseHRFormer(extra=extra, norm_cfg=dict(type='BN'))
+                                  num_channels=TINY[:s], multiscale_output=multiscale or s < 4)
+    model = MMPoseHRFormer(extra=extra, norm_cfg=dict(type='BN'))
+    model.eval()  # MMPose's HRNet.train() returns None: no chaining
+    return model
 
 
-@pytest.mark.parametrize('mode,upsample', [
-    ('bilinear', dict(mode='bilinear', align_corners=False)),
-    ('nearest', dict(mode='nearest', align_corners=None)),
-])
-def test_official_cls_matches_mmpose_hrformer(tmp_path, mode, upsample):
-    src, dst = tmp_path / 'official.pth', tmp_path / 'ours.pth'
-    torch.save(official_cls(), src)
-    result = run_tool(src, dst)
+def load_into_mmpose(model, ours_sd):
+    missing, unexpected = model.load_state_dict(ours_to_mmpose(ours_sd), strict=False)
+    assert not unexpected, unexpected
+    assert all(k.endswith('relative_position_index') for k in missing), missing
+
+
+# ---- official cls ----
+
+@pytest.fixture(scope='module')
+def converted_cls(official, tmp_path_factory):
+    """The CLI on an official training checkpoint (optimizer / scheduler state included)."""
+    tmp = tmp_path_factory.mktemp('cls')
+    src, dst = tmp / 'hrt_tiny.pth', tmp / 'hrformer-t_in1k.pth'
+    torch.save(training_checkpoint(official), src)
+    result = run_cli(src, dst)
     assert result.returncode == 0, result.stderr
-    assert 'official-cls' in result.stdout and '2.572M' in result.stdout
+    return dst, result.stdout
+
+
+def test_cli_official_cls_report_and_meta(converted_cls, official):
+    dst, stdout = converted_cls
+    head = sum(k.startswith(CLS_HEAD) for k in official)
+    index = sum(k.endswith('relative_position_index') for k in official)
+    assert 'layout: official-cls -> HRFormer backbone' in stdout
+    assert 'params: 2.572M' in stdout  # the official backbone-only count for T
+    assert (f'keys: 2083 read, {2083 - head - index} written; dropped: {head} classification '
+            f'head, {index} relative_position_index') in stdout
     ckpt = torch.load(dst, weights_only=True)
+    assert ckpt['meta']['source_layout'] == 'official-cls'
     assert ckpt['meta']['model_settings'] == dict(with_rpe=True, upsample_mode='nearest',
                                                   arch='tiny', window_size=7)
+    assert not any(k.startswith('backbone.') for k in ckpt['state_dict'])
+
+
+def test_official_cls_loads_through_init_cfg(converted_cls, official):
+    from mmengine.runner import load_checkpoint
+    dst, _ = converted_cls
+    model = HRFormer(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(dst)))
+    model.init_weights()
+    expected = mmhrformer.convert_official_backbone(official)
+    got = model.state_dict()
+    assert got.keys() == {k for k in expected if not k.startswith(CLS_HEAD)}
+    assert all(torch.equal(got[k], expected[k]) for k in got)
+    load_checkpoint(HRFormer(arch='tiny'), str(dst), strict=True)  # nothing missing or extra
+
+
+@pytest.mark.parametrize('mode', ['nearest', 'bilinear'])
+def test_official_cls_matches_mmpose_hrformer(converted_cls, mode):
+    dst, _ = converted_cls
+    state = torch.load(dst, weights_only=True)['state_dict']
     ours = HRFormer(arch='tiny', upsample_mode=mode).eval()
-    ours.load_state_dict(ckpt['state_dict'], strict=True)
-    theirs = mmpose_hrformer(upsample)
-    theirs.eval()  # MMPose's HRNet.train() returns None: no chaining
-    missing, unexpected = theirs.load_state_dict(ours_to_mmpose(ckpt['state_dict']), strict=False)
-    assert not unexpected and all(k.endswith('relative_position_index') for k in missing)
+    ours.load_state_dict(state, strict=True)
+    theirs = mmpose_hrformer(mode)
+    load_into_mmpose(theirs, state)
     x = torch.randn(1, 3, 224, 224)  # MMPose's fixed-factor upsampling needs exact halvings
     with torch.no_grad():
-        for a, b in zip(ours(x), theirs(x)):
+        for a, b in zip(ours(x), theirs(x), strict=True):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-def test_official_cls_full_classifier_in_mmpretrain(tmp_path):
+def test_official_cls_full_classifier(official, tmp_path, capsys):
     from mmpretrain.registry import MODELS
-    src, dst = tmp_path / 'official.pth', tmp_path / 'cls.pth'
-    torch.save(official_cls(), src)
-    assert run_tool(src, dst, '--full-classifier').returncode == 0
-    model = MODELS.build(dict(type='ImageClassifier',
-                              backbone=dict(type='mmhrformer.HRFormer', arch='tiny'),
-                              neck=dict(type='mmhrformer.HRFormerClsNeck', in_channels=TINY_CHANNELS),
-                              head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048)))
-    model.load_state_dict(torch.load(dst, weights_only=True)['state_dict'], strict=True)
+    src, dst = tmp_path / 'hrt_tiny.pth', tmp_path / 'cls.pth'
+    torch.save({'model': official}, src)
+    rc, out, err = run_main(capsys, src, dst, '--full-classifier')
+    assert rc == 0, err
+    assert 'mmpretrain ImageClassifier' in out and 'params: 8.036M' in out  # official T count
+    model = MODELS.build(dict(
+        type='ImageClassifier', backbone=dict(type='mmhrformer.HRFormer', arch='tiny'),
+        neck=dict(type='mmhrformer.HRFormerClsNeck', in_channels=TINY),
+        head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048))).eval()
+    state = torch.load(dst, weights_only=True)['state_dict']
+    model.load_state_dict(state, strict=True)
+    assert torch.equal(state['head.fc.weight'], official['classifier.weight'])
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64), mode='tensor').shape == (1, 1000)
 
 
-def openseg_ocr_logits(sd, feats):
-    """openseg's OCR head (HRT_*_OCR_V2), written out from its layout, on the backbone maps."""
-    p = {k[len('module.'):]: v for k, v in sd.items() if k.startswith('module.')}
+def test_window_size_resizes_every_table(official, tmp_path, capsys):
+    src, dst = tmp_path / 'hrt_tiny.pth', tmp_path / 'w13.pth'
+    torch.save({'model': official}, src)
+    rc, _, err = run_main(capsys, src, dst, '--window-size', 13)
+    assert rc == 0, err
+    ckpt = torch.load(dst, weights_only=True)
+    assert ckpt['meta']['model_settings']['window_size'] == 13
+    tables = {k: v for k, v in ckpt['state_dict'].items() if k.endswith('bias_table')}
+    assert len(tables) == sum(k.endswith('bias_table') for k in official) > 0
+    for key, table in tables.items():
+        source = official[key.replace('.attn.', '.attn.attn.')]
+        assert table.shape == (25 * 25, source.shape[1])
+        torch.testing.assert_close(table, resize_rpe_table(source, 13), atol=0, rtol=0)
+    model = HRFormer(arch='tiny', window_size=13).eval()
+    model.load_state_dict(ckpt['state_dict'], strict=True)
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64))[0].shape == (1, 18, 16, 16)
+
+
+# ---- official seg (openseg OCRNet) ----
+
+def bn_stats(prefix, n, g):
+    return {f'{prefix}.weight': torch.rand(n, generator=g) + 0.5,
+            f'{prefix}.bias': torch.randn(n, generator=g) * 0.1,
+            f'{prefix}.running_mean': torch.randn(n, generator=g) * 0.2,
+            f'{prefix}.running_var': torch.rand(n, generator=g) + 0.5,
+            f'{prefix}.num_batches_tracked': torch.tensor(10)}
+
+
+def openseg_checkpoint(backbone_sd, num_classes=5, window=15):
+    """openseg HRT_*_OCR_V2 state dict around a tiny backbone, as seg/lib/models/nets/hrt.py and
+    modules/spatial_ocr_block.py build it: every head conv keeps nn.Conv2d's default bias, each
+    BN sits in a BNReLU = Sequential(BN, ReLU), DataParallel's module. prefix; window-15 tables."""
+    g = torch.Generator().manual_seed(1)
+    sd = {}
+    for k, v in backbone_only(backbone_sd).items():
+        if k.endswith('relative_position_bias_table'):
+            v = resize_rpe_table(v, window)
+        elif k.endswith('relative_position_index'):
+            v = relative_position_index(window)
+        sd[f'backbone.{k}'] = v
+
+    def conv_bn(name, cout, cin, k, bn=True):  # nn.Conv2d (bias) [+ BNReLU at the next index]
+        sd[f'{name}.weight'] = torch.randn(cout, cin, k, k, generator=g) * (cin * k * k)**-0.5
+        sd[f'{name}.bias'] = torch.randn(cout, generator=g) * 0.3
+        if bn:
+            head, i = name.rsplit('.', 1)
+            sd.update(bn_stats(f'{head}.{int(i) + 1}.0', cout, g))
+
+    ocb = 'ocr_distri_head.object_context_block'
+    conv_bn('conv3x3.0', 512, sum(TINY), 3)
+    for branch in ('f_pixel', 'f_object'):
+        conv_bn(f'{ocb}.{branch}.0', 256, 512, 1)
+        conv_bn(f'{ocb}.{branch}.2', 256, 256, 1)
+    conv_bn(f'{ocb}.f_down.0', 256, 512, 1)
+    conv_bn(f'{ocb}.f_up.0', 512, 256, 1)
+    conv_bn('ocr_distri_head.conv_bn_dropout.0', 512, 1024, 1)
+    conv_bn('cls_head', num_classes, 512, 1, bn=False)
+    conv_bn('aux_head.0', 512, sum(TINY), 3)
+    conv_bn('aux_head.2', num_classes, 512, 1, bn=False)
+    return {'config_dict': {'network': {'model_name': 'hrt_small_ocr_v2'}},
+            'state_dict': {f'module.{k}': v for k, v in sd.items()}}
+
+
+def openseg_heads(sd, feats):
+    """openseg's HRT_*_OCR_V2 forward after the backbone, written out from its layout (eval)."""
+    p = {k[len('module.'):]: v for k, v in sd.items()}
     h, w = feats[0].shape[-2:]
     x = torch.cat([feats[0]] + [F.interpolate(f, (h, w), mode='bilinear', align_corners=True)
                                 for f in feats[1:]], 1)
 
     def conv_bn_relu(x, conv, norm, pad=0):
-        x = F.conv2d(x, p[f'{conv}.weight'], p.get(f'{conv}.bias'), padding=pad)
+        x = F.conv2d(x, p[f'{conv}.weight'], p[f'{conv}.bias'], padding=pad)
         x = F.batch_norm(x, p[f'{norm}.running_mean'], p[f'{norm}.running_var'],
                          p[f'{norm}.weight'], p[f'{norm}.bias'], False, 0.0, 1e-5)
         return F.relu(x)
@@ -170,14 +293,14 @@ def openseg_ocr_logits(sd, feats):
     aux = F.conv2d(conv_bn_relu(x, 'aux_head.0', 'aux_head.1.0', 1), p['aux_head.2.weight'],
                    p['aux_head.2.bias'])
     x = conv_bn_relu(x, 'conv3x3.0', 'conv3x3.1.0', 1)
-    b, c = x.shape[:2]
-    probs = aux.flatten(2).softmax(-1)  # B, K, HW
+    b = x.shape[0]
+    probs = aux.flatten(2).softmax(-1)  # SpatialGather_Module, scale 1: B, K, HW
     context = (probs @ x.flatten(2).transpose(1, 2)).transpose(1, 2).unsqueeze(-1)  # B, C, K, 1
     o = 'ocr_distri_head.object_context_block'
 
     def two(x, name):
-        return conv_bn_relu(conv_bn_relu(x, f'{o}.{name}.0', f'{o}.{name}.1.0'), f'{o}.{name}.2',
-                            f'{o}.{name}.3.0')
+        x = conv_bn_relu(x, f'{o}.{name}.0', f'{o}.{name}.1.0')
+        return conv_bn_relu(x, f'{o}.{name}.2', f'{o}.{name}.3.0')
 
     query = two(x, 'f_pixel').flatten(2).transpose(1, 2)
     key = two(context, 'f_object').flatten(2)
@@ -190,144 +313,256 @@ def openseg_ocr_logits(sd, feats):
     return F.conv2d(out, p['cls_head.weight'], p['cls_head.bias']), aux
 
 
-def test_official_seg_gives_openseg_logits(tmp_path):
+def test_official_seg_gives_openseg_logits(official, tmp_path, capsys):
     from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    official = official_seg()
-    src, dst = tmp_path / 'seg.pth', tmp_path / 'mmseg.pth'
-    torch.save(official, src)
-    result = run_tool(src, dst)
-    assert result.returncode == 0, result.stderr
-    state = torch.load(dst, weights_only=True)['state_dict']
-    from mmengine.config import ConfigDict
-    common = dict(in_channels=list(TINY_CHANNELS), in_index=(0, 1, 2, 3), num_classes=5,
-                  input_transform='resize_concat', align_corners=True, dropout_ratio=-1,
-                  norm_cfg=dict(type='BN', requires_grad=True))
-    model = MODELS.build(ConfigDict(
+    checkpoint = openseg_checkpoint(official)
+    src, dst = tmp_path / 'hrt_tiny_ocr.pth', tmp_path / 'ocrnet.pth'
+    torch.save(checkpoint, src)
+    rc, out, err = run_main(capsys, src, dst)
+    assert rc == 0, err
+    assert 'official-seg' in out and 'align_corners=True' in out and 'bgr_to_rgb=False' in out
+    ckpt = torch.load(dst, weights_only=True)
+    assert ckpt['meta']['model_settings'] == dict(with_rpe=True, upsample_mode='nearest',
+                                                  arch='tiny', window_size=15)
+    heads = dict(in_channels=list(TINY), in_index=(0, 1, 2, 3), num_classes=5,
+                 input_transform='resize_concat', align_corners=True, dropout_ratio=-1,
+                 norm_cfg=dict(type='BN', requires_grad=True))
+    model = MODELS.build(dict(
         type='CascadeEncoderDecoder', num_stages=2,
-        backbone=dict(type='HRFormer', arch='tiny'),
+        backbone=dict(type='HRFormer', arch='tiny', window_size=15),
         decode_head=[dict(type='FCNHead', channels=512, num_convs=1, kernel_size=3,
-                          concat_input=False, **common),
-                     dict(type='OCRHead', channels=512, ocr_channels=256, **common)],
+                          concat_input=False, **heads),
+                     dict(type='OCRHead', channels=512, ocr_channels=256, **heads)],
         test_cfg=dict(mode='whole'))).eval()
-    model.load_state_dict(state, strict=True)
-    x = torch.randn(1, 3, 64, 96)
+    model.load_state_dict(ckpt['state_dict'], strict=True)
     with torch.no_grad():
-        feats = model.extract_feat(x)
+        feats = model.extract_feat(torch.randn(1, 3, 64, 96))
         aux = model.decode_head[0].forward(feats)
         logits = model.decode_head[1].forward(feats, aux)
-        expected, expected_aux = openseg_ocr_logits(official['state_dict'], feats)
+        expected, expected_aux = openseg_heads(checkpoint['state_dict'], feats)
     torch.testing.assert_close(aux, expected_aux, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
 
 
-def test_official_pose_to_topdown(tmp_path):
+def test_conv_bias_folds_exactly_into_bn():
+    from mmcv.cnn import ConvModule
+    g = torch.Generator().manual_seed(3)
+    conv = torch.nn.Conv2d(16, 8, 3, padding=1, bias=True)
+    bn = torch.nn.BatchNorm2d(8)
+    sd = {'head.0.weight': torch.randn(8, 16, 3, 3, generator=g),
+          'head.0.bias': torch.randn(8, generator=g) * 2,
+          **bn_stats('head.1.0', 8, g)}
+    conv.load_state_dict({k[len('head.0.'):]: sd[k] for k in ('head.0.weight', 'head.0.bias')})
+    bn.load_state_dict({k[len('head.1.0.'):]: v for k, v in sd.items() if k.startswith('head.1.0')})
+    folded, used = fold_conv_bias(sd, 'head.0', 'm')
+    assert sorted(used) == sorted(sd)
+    module = ConvModule(16, 8, 3, padding=1, norm_cfg=dict(type='BN'))
+    module.load_state_dict({k[len('m.'):]: v for k, v in folded.items()}, strict=True)
+    assert module.conv.bias is None
+    x = torch.randn(2, 16, 9, 11, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(module.eval()(x), F.relu(bn.eval()(conv(x))),
+                                   atol=1e-5, rtol=1e-5)
+
+
+# ---- official pose (mmpose 0.x fork) and MMPose 1.x ----
+
+def pose_estimator(with_rpe):
     from mmpose.registry import MODELS
-    from mmpose.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    # Like the real ones: no cls head, and the last module fuses into branch 0 only.
-    sd = {f'backbone.{k}': v for k, v in official_cls()['model'].items()
-          if not k.startswith(('incre_modules', 'downsamp_modules', 'final_layer', 'classifier',
-                               'stage4.1.fuse_layers.1', 'stage4.1.fuse_layers.2',
-                               'stage4.1.fuse_layers.3'))}
-    sd['keypoint_head.final_layer.weight'] = torch.randn(17, 18, 1, 1)
-    sd['keypoint_head.final_layer.bias'] = torch.randn(17)
-    src, dst = tmp_path / 'pose.pth', tmp_path / 'mmpose.pth'
-    torch.save({'state_dict': sd}, src)
-    result = run_tool(src, dst)
-    assert result.returncode == 0, result.stderr
-    ckpt = torch.load(dst, weights_only=True)
-    assert ckpt['meta']['model_settings']['with_rpe'] is False
-    assert ckpt['meta']['model_settings']['upsample_mode'] == 'bilinear'
-    assert ckpt['meta']['model_settings']['out_indices'] == (0, )
-    assert not any('relative_position_bias_table' in k for k in ckpt['state_dict'])
-    model = MODELS.build(dict(
+    return MODELS.build(dict(
         type='TopdownPoseEstimator',
-        backbone=dict(type='mmhrformer.HRFormer', arch='tiny', with_rpe=False,
+        backbone=dict(type='mmhrformer.HRFormer', arch='tiny', with_rpe=with_rpe,
                       upsample_mode='bilinear', out_indices=(0, )),
         head=dict(type='HeatmapHead', in_channels=18, out_channels=17, deconv_out_channels=None,
                   loss=dict(type='KeypointMSELoss')))).eval()
-    model.load_state_dict(ckpt['state_dict'], strict=True)
+
+
+def check_heatmaps(model, reference_backbone, state):
+    x = torch.randn(1, 3, 128, 96)  # exact halvings down to 4x3, for MMPose; windows padded
     with torch.no_grad():
-        assert model(torch.randn(1, 3, 64, 48), None, mode='tensor').shape == (1, 17, 16, 12)
+        heatmaps = model(x, None, mode='tensor')
+        features = reference_backbone(x)
+        assert len(features) == 1
+        expected = F.conv2d(features[0], state['head.final_layer.weight'],
+                            state['head.final_layer.bias'])
+    assert heatmaps.shape == (1, 17, 32, 24)
+    torch.testing.assert_close(heatmaps, expected, atol=1e-5, rtol=1e-5)
 
 
-def test_mmpose_layout_round_trip(tmp_path):
+def test_official_pose_to_topdown(official, tmp_path, capsys):
+    # Like the published ones: no cls head; the last module fuses into branch 0 only.
+    sd = backbone_only(official, 'backbone.')
+    sd = {k: v for k, v in sd.items() if not re.match(r'backbone\.stage4\.1\.fuse_layers\.[123]', k)}
+    sd['keypoint_head.final_layer.weight'] = torch.randn(17, 18, 1, 1) * 0.2
+    sd['keypoint_head.final_layer.bias'] = torch.randn(17)
+    src, dst = tmp_path / 'hrt_tiny_coco.pth', tmp_path / 'td-hm.pth'
+    torch.save({'meta': {'epoch': 210, 'config': 'model = dict(...)'}, 'state_dict': sd}, src)
+    rc, out, err = run_main(capsys, src, dst)
+    assert rc == 0, err
+    assert 'official-pose' in out and 'with_rpe=False' in out
+    ckpt = torch.load(dst, weights_only=True)
+    assert ckpt['meta']['model_settings'] == dict(with_rpe=False, upsample_mode='bilinear',
+                                                  out_indices=(0, ), arch='tiny', window_size=7)
+    assert not any('relative_position' in k for k in ckpt['state_dict'])
+    model = pose_estimator(with_rpe=False)
+    model.load_state_dict(ckpt['state_dict'], strict=True)
+    reference = mmpose_hrformer('bilinear', with_rpe=False, multiscale=False)
+    load_into_mmpose(reference, {k[len('backbone.'):]: v for k, v in ckpt['state_dict'].items()
+                                 if k.startswith('backbone.')})
+    check_heatmaps(model, reference, ckpt['state_dict'])
+
+
+def test_mmpose_backbone_round_trip(tmp_path, capsys):
     ours = HRFormer(arch='tiny', upsample_mode='bilinear')
-    theirs = mmpose_hrformer(dict(mode='bilinear', align_corners=False))
-    theirs.load_state_dict(ours_to_mmpose(ours.state_dict()), strict=False)
+    ours.init_weights()
+    theirs = mmpose_hrformer('bilinear')
+    load_into_mmpose(theirs, ours.state_dict())
     src, dst = tmp_path / 'mmpose.pth', tmp_path / 'ours.pth'
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in theirs.state_dict().items()}}, src)
-    result = run_tool(src, dst)
-    assert result.returncode == 0, result.stderr
-    back = torch.load(dst, weights_only=True)['state_dict']
+    rc, out, err = run_main(capsys, src, dst, '--arch', 'tiny')
+    assert rc == 0, err
+    ckpt = torch.load(dst, weights_only=True)
+    assert ckpt['meta']['model_settings'] == dict(with_rpe=True, upsample_mode='bilinear',
+                                                  arch='tiny', window_size=7)
+    back = ckpt['state_dict']
     assert back.keys() == ours.state_dict().keys()
     assert all(torch.equal(back[k], v) for k, v in ours.state_dict().items())
 
 
-def test_window_size_resizes_tables(tmp_path):
-    src, dst = tmp_path / 'official.pth', tmp_path / 'w13.pth'
-    torch.save(official_cls(), src)
-    assert run_tool(src, dst, '--window-size', 13).returncode == 0
+def test_mmpose_pose_checkpoint_to_topdown(tmp_path, capsys):
+    theirs = mmpose_hrformer('bilinear', multiscale=False)
+    sd = {f'backbone.{k}': v for k, v in theirs.state_dict().items()}
+    sd['keypoint_head.final_layer.weight'] = torch.randn(17, 18, 1, 1) * 0.2  # 0.x head name
+    sd['keypoint_head.final_layer.bias'] = torch.randn(17)
+    src, dst = tmp_path / 'hrformer_small_coco.pth', tmp_path / 'td-hm.pth'
+    torch.save({'state_dict': sd}, src)
+    rc, out, err = run_main(capsys, src, dst)
+    assert rc == 0, err
     ckpt = torch.load(dst, weights_only=True)
-    assert ckpt['meta']['model_settings']['window_size'] == 13
-    model = HRFormer(arch='tiny', window_size=13)
+    assert ckpt['meta']['model_settings']['with_rpe'] is True
+    model = pose_estimator(with_rpe=True)
     model.load_state_dict(ckpt['state_dict'], strict=True)
-    assert ckpt['state_dict']['stage2.0.branches.0.0.attn.relative_position_bias_table'].shape == (625, 1)
+    check_heatmaps(model, theirs, ckpt['state_dict'])
 
 
-def corrupt_cases(tmp_path):
-    text = tmp_path / 'notes.txt'
-    text.write_text('hello')
-    good = tmp_path / 'good.pth'
-    torch.save(official_cls(), good)
+# ---- bad input: one line on stderr, exit 2, no DST ----
+
+@pytest.fixture(scope='module')
+def good_source(official, tmp_path_factory):
+    path = tmp_path_factory.mktemp('good') / 'hrt_tiny.pth'
+    torch.save({'model': official}, path)
+    return path
+
+
+def test_cli_truncated_file(good_source, tmp_path):
     truncated = tmp_path / 'truncated.pth'
-    truncated.write_bytes(good.read_bytes()[:5000])
-    resnet = tmp_path / 'resnet.pth'
-    torch.save({'state_dict': {'conv1.weight': torch.zeros(64, 3, 7, 7),
-                               'layer1.0.conv1.weight': torch.zeros(64, 64, 1, 1)}}, resnet)
-    missing = tmp_path / 'missing.pth'
-    sd = official_cls()['model']
-    del sd['stage3.1.branches.0.0.norm1.weight']
-    torch.save({'model': sd}, missing)
-    extra = tmp_path / 'extra.pth'
-    sd = official_cls()['model']
-    sd['stage2.0.branches.0.0.surprise'] = torch.zeros(3)
-    torch.save({'model': sd}, extra)
-    shape = tmp_path / 'shape.pth'
-    sd = official_cls()['model']
-    sd['stage2.0.branches.0.0.mlp.fc1.weight'] = torch.zeros(64, 18, 1, 1)
-    torch.save({'model': sd}, shape)
-    return [(text, [], 'not a PyTorch checkpoint'), (truncated, [], 'truncated'),
-            (resnet, [], 'not an HRFormer checkpoint'), (good, ['--arch', 'small'], 'HRFormer-tiny'),
-            (missing, [], 'missing.*stage3.1.branches.0.0.norm1.weight'),
-            (extra, [], 'left over.*surprise'), (shape, [], 'shapes do not fit.*ffn.fc1.weight'),
-            (tmp_path / 'absent.pth', [], 'no such file')]
+    truncated.write_bytes(good_source.read_bytes()[:20000])
+    dst = tmp_path / 'out' / 'dst.pth'
+    result = run_cli(truncated, dst)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'truncated' in lines[0], result.stderr
+    assert not dst.exists() and result.stdout == ''
 
 
-def test_bad_inputs_exit_2_without_output(tmp_path):
-    import re
-    for src, extra_args, words in corrupt_cases(tmp_path):
-        dst = tmp_path / 'out' / 'dst.pth'
-        result = run_tool(src, dst, *extra_args)
-        assert result.returncode == 2, (src.name, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and re.search(words, lines[0]), (src.name, result.stderr)
-        assert not dst.exists()
-        assert not any(dst.parent.glob('.dst.pth.*')) if dst.parent.exists() else True
+def bad_cases(official, good, tmp):
+    def save(name, obj):
+        torch.save(obj, tmp / name)
+        return tmp / name
+
+    def edited(**changes):
+        sd = dict(official)
+        for key, value in changes.items():
+            if value is None:
+                del sd[key]
+            else:
+                sd[key] = value
+        return {'model': sd}
+
+    (tmp / 'notes.txt').write_text('model weights, see README\n')
+    seg = openseg_checkpoint(official)
+    seg['state_dict']['module.ocr_distri_head.extra_proj.weight'] = torch.zeros(4, 4, 1, 1)
+    pose = {'state_dict': {**backbone_only(official, 'backbone.'),
+                           'keypoint_head.final_layer.weight': torch.zeros(17, 18, 1, 1),
+                           'keypoint_head.final_layer.bias': torch.zeros(17),
+                           'keypoint_head.deconv_layers.0.weight': torch.zeros(18, 256, 4, 4)}}
+    resnet = {'state_dict': {'conv1.weight': torch.zeros(64, 3, 7, 7),
+                             'bn1.weight': torch.zeros(64),
+                             'layer1.0.conv1.weight': torch.zeros(64, 64, 1, 1)}}
+    return {
+        'text file': (tmp / 'notes.txt', [], r'not a PyTorch checkpoint'),
+        'absent': (tmp / 'absent.pth', [], r'no such file'),
+        'not a dict': (save('list.pth', [torch.zeros(3)]), [], r'not a state dict'),
+        'resnet': (save('resnet.pth', resnet), [], r'not an HRFormer checkpoint.*conv1\.weight'),
+        'other arch': (good, ['--arch', 'small'], r'another arch: tiny'),
+        'missing': (save('missing.pth', edited(**{'stage3.1.branches.0.0.norm1.weight': None})),
+                    [], r'1 keys missing.*stage3\.1\.branches\.0\.0\.norm1\.weight'),
+        'left over': (save('extra.pth', edited(**{'stage2.0.branches.0.0.surprise': torch.ones(3)})),
+                      [], r'1 keys left over.*stage2\.0\.branches\.0\.0\.surprise'),
+        'shape': (save('shape.pth', edited(**{'stage2.0.branches.0.0.mlp.fc1.weight':
+                                              torch.zeros(64, 18, 1, 1)})),
+                  [], r'shapes do not fit.*ffn\.fc1\.weight \(64, 18, 1, 1\) vs \(72, 18, 1, 1\)'),
+        'seg head left over': (save('seg.pth', seg), [], r'left over.*extra_proj\.weight'),
+        'pose deconvs': (save('pose.pth', pose), [], r'left over.*deconv_layers\.0\.weight'),
+        'full classifier of pose': (save('pose2.pth', {'state_dict': {
+            k: v for k, v in pose['state_dict'].items() if 'deconv' not in k}}),
+            ['--full-classifier'], r'--full-classifier needs an official classification'),
+    }
 
 
-def test_pickled_objects_need_unsafe_load(tmp_path):
-    src = tmp_path / 'with_objects.pth'
-    ckpt = official_cls()
-    ckpt['config'] = Path('configs')  # a non-tensor object, like the official yacs configs
-    torch.save(ckpt, src)
-    refused = run_tool(src, tmp_path / 'a.pth')
-    assert refused.returncode == 2 and '--unsafe-load' in refused.stderr
-    assert run_tool(src, tmp_path / 'b.pth', '--unsafe-load').returncode == 0
+def test_bad_inputs_exit_2_one_line_no_output(official, good_source, tmp_path, capsys):
+    for name, (src, args, pattern) in bad_cases(official, good_source, tmp_path).items():
+        dst = tmp_path / 'out' / f'{name}.pth'
+        rc, out, err = run_main(capsys, src, dst, *args)
+        lines = err.strip().splitlines()
+        assert rc == 2, (name, err)
+        assert len(lines) == 1 and re.search(pattern, lines[0]), (name, err)
+        assert lines[0].startswith('hrformer2mmseg: error: ') and out == ''
+        assert not dst.exists(), name
+    assert not list((tmp_path / 'out').glob('.*')) if (tmp_path / 'out').exists() else True
 
 
-def test_convert_function_rejects_non_dict():
+def test_failed_conversion_keeps_existing_dst(tmp_path, capsys, good_source):
+    dst = tmp_path / 'dst.pth'
+    dst.write_bytes(b'previous result')
+    rc, _, err = run_main(capsys, good_source, dst, '--arch', 'base')
+    assert rc == 2 and 'HRFormer-base' in err
+    assert dst.read_bytes() == b'previous result'
+    assert run_main(capsys, good_source, dst, '--window-size', 0)[0] == 2
+
+
+@pytest.fixture
+def fake_yacs():
+    """A ``yacs.config.CfgNode`` stand-in (yacs is not installed) to pickle like the official
+    cls code's training checkpoints do with their config."""
+    package, module = types.ModuleType('yacs'), types.ModuleType('yacs.config')
+
+    class CfgNode(dict):
+        pass
+
+    CfgNode.__module__, CfgNode.__qualname__ = 'yacs.config', 'CfgNode'
+    module.CfgNode = CfgNode
+    package.config = module
+    sys.modules.update({'yacs': package, 'yacs.config': module})
+    yield CfgNode
+    del sys.modules['yacs'], sys.modules['yacs.config']
+
+
+def test_pickled_config_needs_unsafe_load(official, tmp_path, capsys, fake_yacs):
+    src = tmp_path / 'ckpt_epoch_299.pth'
+    checkpoint = training_checkpoint(official)
+    checkpoint['config'] = fake_yacs(MODEL=fake_yacs(TYPE='hrt'))
+    torch.save(checkpoint, src)
+    rc, _, err = run_main(capsys, src, tmp_path / 'a.pth')
+    assert rc == 2 and not (tmp_path / 'a.pth').exists()
+    assert 'yacs.config.CfgNode' in err and '--unsafe-load' in err and len(err.splitlines()) == 1
+    rc, out, err = run_main(capsys, src, tmp_path / 'b.pth', '--unsafe-load')
+    assert rc == 0, err
+    assert torch.load(tmp_path / 'b.pth', weights_only=True)['meta']['source_layout'] == 'official-cls'
+
+
+def test_convert_function_errors():
     with pytest.raises(ConversionError, match='not a state dict'):
         convert([1, 2, 3])
+    with pytest.raises(ConversionError, match='no state dict of tensors'):
+        convert({'model': {'epoch': 3}})
