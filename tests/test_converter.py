@@ -232,6 +232,15 @@ def test_window_size_resizes_every_table(official, tmp_path, capsys):
         assert model(torch.randn(1, 3, 64, 64))[0].shape == (1, 18, 16, 16)
 
 
+@pytest.mark.parametrize('arch,params', [('small', 7.891e6), ('base', 44.041e6)])
+def test_arch_found_from_shapes(arch, params):
+    state, meta = convert({'model': random_official_cls(arch)}, arch=arch[0])
+    assert meta['model_settings']['arch'] == arch
+    count = sum(v.numel() for k, v in state.items()
+                if v.is_floating_point() and not k.endswith(('running_mean', 'running_var')))
+    assert abs(count - params) < 1e3  # the official backbone-only counts (HRFORMER.md)
+
+
 # ---- official seg (openseg OCRNet) ----
 
 def bn_stats(prefix, n, g):
