@@ -45,7 +45,7 @@ LAYOUT_SETTINGS = {
     'official-pose': dict(with_rpe=False, upsample_mode='bilinear'),
     'mmpose': dict(with_rpe=True, upsample_mode='bilinear'),
 }
-# openseg conv (each followed by a BNReLU = Sequential(BN, ReLU) at the next index) -> MMSeg ConvModule.
+# openseg conv (its BNReLU = Sequential(BN, ReLU) at the next index) -> MMSeg ConvModule.
 OPENSEG_CONVS = {
     'conv3x3.0': 'decode_head.1.bottleneck',
     'ocr_distri_head.object_context_block.f_pixel.0':
@@ -146,7 +146,8 @@ def mmpose_to_ours(sd: StateDict) -> StateDict:
             for name, part in zip(('q_proj', 'k_proj', 'v_proj'), value.chunk(3)):
                 out[key.replace('.attn.attn.qkv.', f'.attn.{name}.')] = part.clone()
             continue
-        out[key.replace('.attn.attn.proj.', '.attn.out_proj.').replace('.attn.attn.', '.attn.')] = value
+        key = key.replace('.attn.attn.proj.', '.attn.out_proj.')
+        out[key.replace('.attn.attn.', '.attn.')] = value
     return out
 
 
@@ -172,7 +173,7 @@ def fold_conv_bias(sd: StateDict, conv: str, dst: str) -> Tuple[StateDict, List[
 
 
 def convert_seg_heads(sd: StateDict) -> Tuple[StateDict, List[str]]:
-    """openseg OCR + aux heads (no ``module.``) -> MMSeg ``decode_head.{0,1}``; (state, used keys)."""
+    """openseg OCR + aux heads (no ``module.``) -> MMSeg ``decode_head``; (state, used keys)."""
     weight = sd.get('conv3x3.0.weight')
     if weight is not None and weight.dim() == 4 and weight.shape[-1] != 3:
         raise ConversionError(
@@ -210,8 +211,8 @@ def backbone_arch(sd: StateDict) -> Tuple[str, object]:
                                           for n, a in ARCH_ZOO.items()) + ')')
     windows = []
     for stage in (2, 3, 4):
-        table = next((v for k, v in sd.items() if k.startswith(f'stage{stage}.') and k.endswith(TABLE)),
-                     None)
+        table = next((v for k, v in sd.items()
+                      if k.startswith(f'stage{stage}.') and k.endswith(TABLE)), None)
         windows.append(7 if table is None else (math.isqrt(table.shape[0]) + 1) // 2)
     return name, windows[0] if len(set(windows)) == 1 else tuple(windows)
 
@@ -253,7 +254,8 @@ def convert(checkpoint, full_classifier: bool = False, window_size: Optional[int
     drop('relative_position_index (rebuilt by the model)',
          [k for k in source_backbone if k.endswith(INDEX)])
     backbone = {k[len(prefix):]: sd[k] for k in source_backbone}
-    backbone = mmpose_to_ours(backbone) if layout == 'mmpose' else convert_official_backbone(backbone)
+    backbone = (mmpose_to_ours(backbone) if layout == 'mmpose' else
+                convert_official_backbone(backbone))
 
     # Heads.
     head: StateDict = {}
@@ -300,7 +302,8 @@ def convert(checkpoint, full_classifier: bool = False, window_size: Optional[int
     # A model returning branch 0 alone fuses the last module into branch 0 only (HRNet's
     # multiscale_output=False); other fuse layers, if saved, never reach its output.
     last = max((int(k.split('.')[1]) for k in backbone if k.startswith('stage4.')), default=None)
-    if last is not None and not any(k.startswith(f'stage4.{last}.fuse_layers.1.') for k in backbone):
+    if last is not None and not any(
+            k.startswith(f'stage4.{last}.fuse_layers.1.') for k in backbone):
         settings['out_indices'] = (0, )
     if settings.get('out_indices') == (0, ):
         unused = [k for k in backbone if k.startswith(

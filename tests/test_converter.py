@@ -76,7 +76,8 @@ def training_checkpoint(sd):
     return {'model': sd, 'max_accuracy': 78.5, 'epoch': 299,
             'optimizer': {'state': {i: {'step': torch.tensor(10.), 'exp_avg': torch.zeros_like(p)}
                                     for i, p in enumerate(params)},
-                          'param_groups': [{'lr': 5e-4, 'weight_decay': 0.05, 'params': [0, 1, 2]}]},
+                          'param_groups': [{'lr': 5e-4, 'weight_decay': 0.05,
+                                            'params': [0, 1, 2]}]},
             'lr_scheduler': {'base_values': [5e-4], 't_initial': 300}}
 
 
@@ -121,7 +122,8 @@ def ours_to_mmpose(sd):
 
 def mmpose_hrformer(upsample_mode='bilinear', with_rpe=True, multiscale=True):
     from mmpose.models.backbones import HRFormer as MMPoseHRFormer
-    upsample = dict(mode=upsample_mode, align_corners=False if upsample_mode == 'bilinear' else None)
+    upsample = dict(mode=upsample_mode,
+                    align_corners=False if upsample_mode == 'bilinear' else None)
     extra = dict(drop_path_rate=0.0, with_rpe=with_rpe, upsample=upsample,
                  stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(2, ),
                              num_channels=(64, )))
@@ -401,7 +403,8 @@ def check_heatmaps(model, reference_backbone, state):
 def test_official_pose_to_topdown(official, tmp_path, capsys):
     # Like the published ones: no cls head; the last module fuses into branch 0 only.
     sd = backbone_only(official, 'backbone.')
-    sd = {k: v for k, v in sd.items() if not re.match(r'backbone\.stage4\.1\.fuse_layers\.[123]', k)}
+    sd = {k: v for k, v in sd.items()
+          if not re.match(r'backbone\.stage4\.1\.fuse_layers\.[123]', k)}
     sd['keypoint_head.final_layer.weight'] = torch.randn(17, 18, 1, 1) * 0.2
     sd['keypoint_head.final_layer.bias'] = torch.randn(17)
     src, dst = tmp_path / 'hrt_tiny_coco.pth', tmp_path / 'td-hm.pth'
@@ -506,7 +509,8 @@ def bad_cases(official, good, tmp):
         'other arch': (good, ['--arch', 'small'], r'another arch: tiny'),
         'missing': (save('missing.pth', edited(**{'stage3.1.branches.0.0.norm1.weight': None})),
                     [], r'1 keys missing.*stage3\.1\.branches\.0\.0\.norm1\.weight'),
-        'left over': (save('extra.pth', edited(**{'stage2.0.branches.0.0.surprise': torch.ones(3)})),
+        'left over': (save('extra.pth',
+                           edited(**{'stage2.0.branches.0.0.surprise': torch.ones(3)})),
                       [], r'1 keys left over.*stage2\.0\.branches\.0\.0\.surprise'),
         'shape': (save('shape.pth', edited(**{'stage2.0.branches.0.0.mlp.fc1.weight':
                                               torch.zeros(64, 18, 1, 1)})),
@@ -567,7 +571,8 @@ def test_pickled_config_needs_unsafe_load(official, tmp_path, capsys, fake_yacs)
     assert 'yacs.config.CfgNode' in err and '--unsafe-load' in err and len(err.splitlines()) == 1
     rc, out, err = run_main(capsys, src, tmp_path / 'b.pth', '--unsafe-load')
     assert rc == 0, err
-    assert torch.load(tmp_path / 'b.pth', weights_only=True)['meta']['source_layout'] == 'official-cls'
+    meta = torch.load(tmp_path / 'b.pth', weights_only=True)['meta']
+    assert meta['source_layout'] == 'official-cls'
 
 
 def test_convert_function_errors():

@@ -1,4 +1,4 @@
-"""Convert official HRFormer checkpoints (cls / seg / pose) or MMPose 1.x HRFormer weights to mmhrformer.
+"""Convert official HRFormer (cls / seg / pose) or MMPose 1.x HRFormer checkpoints to mmhrformer.
 
     python tools/model_converters/hrformer2mmseg.py SRC DST [--full-classifier] [--window-size N]
                                                     [--arch {tiny,small,base}] [--unsafe-load]
@@ -20,9 +20,9 @@ The source layout is found from the keys (mapping rules: ``mmhrformer/convert.py
 windows 13 and 15 (MMPose 0.x and the MMSeg PR used bicubic instead).
 
 DST is ``{'state_dict': ..., 'meta': ...}``; ``meta`` records the source layout and the backbone
-settings the weights need (``arch``, ``window_size``, ``with_rpe``, ``upsample_mode``). The result is
-loaded strictly into the real target model before it is written. On any problem: one line on stderr
-naming it (and a few of the keys), exit status 2, and DST is not written.
+settings the weights need (``arch``, ``window_size``, ``with_rpe``, ``upsample_mode``). The result
+is loaded strictly into the real target model before it is written. On any problem: one line on
+stderr naming it (and a few of the keys), exit status 2, and DST is not written.
 
 Files are read with ``torch.load(weights_only=True)``. Training checkpoints of the official cls code
 also pickle their yacs config (``'config'``), which that refuses: the tool then names the pickled
@@ -123,7 +123,8 @@ def main(argv=None) -> int:
     print(f'layout: {meta["source_layout"]} -> {meta["target"]}')
     print(f'keys: {meta["source_keys"]} read, {meta["output_keys"]} written; dropped: {dropped}')
     print(f'params: {params / 1e6:.3f}M')
-    print('backbone settings: ' + ', '.join(f'{k}={v!r}' for k, v in meta['model_settings'].items()))
+    settings = meta['model_settings'].items()
+    print('backbone settings: ' + ', '.join(f'{k}={v!r}' for k, v in settings))
     for note in meta['notes']:
         print(f'note: {note}')
     print(f'saved {args.dst}')
