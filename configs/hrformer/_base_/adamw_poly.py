@@ -1,10 +1,18 @@
-# The official seg schedule: AdamW 1e-4, wd 0.01 (no decay on norms, biases, bias tables),
-# mixed precision.
+# The official seg schedule (HRNet/HRFormer seg/scripts/*/hrt/*.sh: --optim_method adamw --base_lr 1e-4
+# --lr_policy warm_lambda_poly --group_method decay): AdamW lr 1e-4, betas (0.9, 0.999), wd 0.01 with
+# no decay on norms, biases and the relative position bias tables; 1500 linear warm-up iterations from
+# 1e-6 x lr, then poly 0.9 to the last iteration; mixed precision (AmpOptimWrapper, needs a GPU).
+# Loops, hooks and checkpointing come from MMSeg's 80k schedule; each dataset base sets its length.
 _base_ = ['mmseg::_base_/schedules/schedule_80k.py']
+optimizer = dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01)
 optim_wrapper = dict(
     _delete_=True,
     type='AmpOptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,
                        custom_keys={'relative_position_bias_table': dict(decay_mult=0.0)}))
-# param_scheduler: set by each dataset base (warm-up 1500 iters, then poly to its last iteration).
+max_iters = 80000
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
+    dict(type='PolyLR', power=0.9, eta_min=0.0, by_epoch=False, begin=1500, end=max_iters),
+]
