@@ -334,6 +334,17 @@ def convert(checkpoint, full_classifier: bool = False, window_size: Optional[int
     return state, meta
 
 
+def build_in_host(host: str, cfg: dict) -> torch.nn.Module:
+    """Builds ``cfg`` from ``host``'s registry, whatever default scope the caller has set."""
+    import importlib
+
+    from mmengine.registry import DefaultScope
+    importlib.import_module(f'{host}.utils').register_all_modules(init_default_scope=False)
+    registry = importlib.import_module(f'{host}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(host):
+        return registry.build(cfg)
+
+
 def build_target(layout: str, target: str, settings: dict, head: StateDict) -> torch.nn.Module:
     """The real model the converted weights are for, built through its host's registry."""
     backbone = dict(type='mmhrformer.HRFormer', arch=settings['arch'],
@@ -345,13 +356,10 @@ def build_target(layout: str, target: str, settings: dict, head: StateDict) -> t
         backbone.pop('type')
         return HRFormer(**backbone)
     if layout == 'official-seg':
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
-        register_all_modules(init_default_scope=False)
         common = dict(in_channels=channels, in_index=(0, 1, 2, 3), input_transform='resize_concat',
                       num_classes=head['decode_head.1.conv_seg.weight'].shape[0],
                       norm_cfg=dict(type='BN', requires_grad=True), align_corners=True)
-        return MODELS.build(dict(
+        return build_in_host('mmseg', dict(
             type='CascadeEncoderDecoder', num_stages=2, backbone=backbone,
             decode_head=[
                 dict(type='FCNHead', channels=512, kernel_size=3, num_convs=1, concat_input=False,
@@ -359,19 +367,13 @@ def build_target(layout: str, target: str, settings: dict, head: StateDict) -> t
                 dict(type='OCRHead', channels=512, ocr_channels=256, dropout_ratio=-1, **common),
             ]))
     if target.startswith('mmpose'):
-        from mmpose.registry import MODELS
-        from mmpose.utils import register_all_modules
-        register_all_modules(init_default_scope=False)
         final = head['head.final_layer.weight']
-        return MODELS.build(dict(
+        return build_in_host('mmpose', dict(
             type='TopdownPoseEstimator', backbone=backbone,
             head=dict(type='HeatmapHead', in_channels=channels[0], out_channels=final.shape[0],
                       deconv_out_channels=None, final_layer=dict(kernel_size=final.shape[-1]),
                       loss=dict(type='KeypointMSELoss'))))
-    from mmpretrain.registry import MODELS
-    from mmpretrain.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    return MODELS.build(dict(
+    return build_in_host('mmpretrain', dict(
         type='ImageClassifier', backbone=backbone,
         neck=dict(type='mmhrformer.HRFormerClsNeck', in_channels=channels),
         head=dict(type='LinearClsHead', num_classes=head['head.fc.weight'].shape[0],

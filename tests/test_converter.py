@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 import mmhrformer  # noqa: F401  (registers mmhrformer.HRFormer into the hosts)
 from mmhrformer import HRFormer
-from mmhrformer.convert import ConversionError, convert, fold_conv_bias
+from mmhrformer.convert import ConversionError, build_in_host, convert, fold_conv_bias
 from mmhrformer.hrformer import relative_position_index, resize_rpe_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,13 +198,12 @@ def test_official_cls_matches_mmpose_hrformer(converted_cls, mode):
 
 
 def test_official_cls_full_classifier(official, tmp_path, capsys):
-    from mmpretrain.registry import MODELS
     src, dst = tmp_path / 'hrt_tiny.pth', tmp_path / 'cls.pth'
     torch.save({'model': official}, src)
     rc, out, err = run_main(capsys, src, dst, '--full-classifier')
     assert rc == 0, err
     assert 'mmpretrain ImageClassifier' in out and 'params: 8.036M' in out  # official T count
-    model = MODELS.build(dict(
+    model = build_in_host('mmpretrain', dict(
         type='ImageClassifier', backbone=dict(type='mmhrformer.HRFormer', arch='tiny'),
         neck=dict(type='mmhrformer.HRFormerClsNeck', in_channels=TINY),
         head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048))).eval()
@@ -325,7 +324,6 @@ def openseg_heads(sd, feats):
 
 
 def test_official_seg_gives_openseg_logits(official, tmp_path, capsys):
-    from mmseg.registry import MODELS
     checkpoint = openseg_checkpoint(official)
     src, dst = tmp_path / 'hrt_tiny_ocr.pth', tmp_path / 'ocrnet.pth'
     torch.save(checkpoint, src)
@@ -338,7 +336,7 @@ def test_official_seg_gives_openseg_logits(official, tmp_path, capsys):
     heads = dict(in_channels=list(TINY), in_index=(0, 1, 2, 3), num_classes=5,
                  input_transform='resize_concat', align_corners=True, dropout_ratio=-1,
                  norm_cfg=dict(type='BN', requires_grad=True))
-    model = MODELS.build(dict(
+    model = build_in_host('mmseg', dict(
         type='CascadeEncoderDecoder', num_stages=2,
         backbone=dict(type='HRFormer', arch='tiny', window_size=15),
         decode_head=[dict(type='FCNHead', channels=512, num_convs=1, kernel_size=3,
@@ -379,8 +377,7 @@ def test_conv_bias_folds_exactly_into_bn():
 # ---- official pose (mmpose 0.x fork) and MMPose 1.x ----
 
 def pose_estimator(with_rpe):
-    from mmpose.registry import MODELS
-    return MODELS.build(dict(
+    return build_in_host('mmpose', dict(
         type='TopdownPoseEstimator',
         backbone=dict(type='mmhrformer.HRFormer', arch='tiny', with_rpe=with_rpe,
                       upsample_mode='bilinear', out_indices=(0, )),
