@@ -1,14 +1,18 @@
-# TopDown heatmap + HRFormer-B, COCO 384x288; official AP 77.2 (val2017, person detections, flip test).
-# MMPose's own HRFormer config with this package's backbone: its data pipeline, MSRAHeatmap codec
-# (sigma 3), HeatmapHead, AdamW 5e-4 / wd 0.01, 500-iter warm-up and steps at 170 / 200 of 210
+# TopDown heatmap + HRFormer-B, COCO 384x288; official AP 77.2 (val2017, person detections, flip
+# test). MMPose's own HRFormer config with this package's backbone: its data pipeline, MSRAHeatmap
+# codec (sigma 3), HeatmapHead, AdamW 5e-4 / wd 0.01, 500-iter warm-up and steps at 170 / 200 of 210
 # epochs are the official recipe. Deviation: MMPose 1.x's augmentation (RandomBBoxTransform) also
-# shifts the box (p 0.3) and draws rotation (+-80 deg, p 0.6) and scale (0.5-1.5) from truncated unit
-# normals; the official 0.x pipeline did not shift and used N(0, 40 deg) and N(1, 0.5), clipped.
-# Official: drop path 0.3 and 8 images per GPU; MMPose 1.x uses 0.2 and 32.
-_base_ = ['mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_hrformer-base_8xb32-210e_coco-384x288.py']
+# shifts the box (p 0.3) and draws rotation (+-80 deg, p 0.6) and scale (0.5-1.5) from truncated
+# unit normals; the official 0.x pipeline did not shift and used N(0, 40 deg) and N(1, 0.5),
+# clipped. Official: drop path 0.3 and 8 images per GPU; MMPose 1.x uses 0.2 and 32.
+_base_ = [
+    'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
+    'td-hm_hrformer-base_8xb32-210e_coco-384x288.py'
+]
 custom_imports = dict(imports=['mmhrformer'], allow_failed_imports=False)
 
-# ImageNet weights: tools/model_converters/hrformer2mmseg.py hrt_base.pth checkpoints/hrformer-b_in1k.pth
+# ImageNet weights: tools/model_converters/hrformer2mmseg.py hrt_base.pth
+# checkpoints/hrformer-b_in1k.pth
 pretrained = 'checkpoints/hrformer-b_in1k.pth'
 model = dict(
     backbone=dict(

@@ -1,8 +1,9 @@
-# The official seg schedule (HRNet/HRFormer seg/scripts/*/hrt/*.sh: --optim_method adamw --base_lr 1e-4
-# --lr_policy warm_lambda_poly --group_method decay): AdamW lr 1e-4, betas (0.9, 0.999), wd 0.01 with
-# no decay on norms, biases and the relative position bias tables; 1500 linear warm-up iterations from
-# 1e-6 x lr, then poly 0.9 to the last iteration; mixed precision (AmpOptimWrapper, needs a GPU).
-# Loops, hooks and checkpointing come from MMSeg's 80k schedule; each dataset base sets its length.
+# The official seg schedule (HRNet/HRFormer seg/scripts/*/hrt/*.sh: --optim_method adamw --base_lr
+# 1e-4 --lr_policy warm_lambda_poly --group_method decay): AdamW lr 1e-4, betas (0.9, 0.999), wd
+# 0.01 with no decay on norms, biases and the relative position bias tables; 1500 linear warm-up
+# iterations from 1e-6 x lr, then poly 0.9 to the last iteration; mixed precision (AmpOptimWrapper,
+# needs a GPU). Loops, hooks and checkpointing come from MMSeg's 80k schedule; each dataset base
+# sets its length.
 _base_ = ['mmseg::_base_/schedules/schedule_80k.py']
 optimizer = dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01)
 optim_wrapper = dict(

@@ -1,5 +1,5 @@
-# ADE20K as trained officially (seg/scripts/ade20k/hrt/*.sh): 8 images per iteration (official: 8 GPUs
-# x 1; here 4 x 2, the same with SyncBN), 150k iterations, 520x520 crops (pipelines_520.py).
+# ADE20K as trained officially (seg/scripts/ade20k/hrt/*.sh): 8 images per iteration (official: 8
+# GPUs x 1; here 4 x 2, the same with SyncBN), 150k iterations, 520x520 crops (pipelines_520.py).
 _base_ = [
     'mmseg::_base_/datasets/ade20k.py', 'mmseg::_base_/default_runtime.py', './adamw_poly.py',
     './ocrnet_hrformer-s.py', './pipelines_520.py'

@@ -1,9 +1,10 @@
-# Cityscapes as trained officially (seg/scripts/cityscapes/hrt/*.sh, seg/configs/cityscapes/H_48_D_4.json):
-# 8 images per iteration (the official runs: 8 GPUs x 1; here 4 x 2, the same with SyncBN), 80k
-# iterations, 512x1024 crops after random scaling 0.5-2.0 of the 2048x1024 frames, flip, brightness
-# shift +-10; test on the whole 2048x1024 frame; multi-scale test 0.75 / 1.0 / 1.25 + flip.
-# The official loss weighs the 19 classes (ce_weight below, on both heads).
-# Deviations: no aspect-ratio jitter (openseg: 0.9-1.1); brightness shifted with probability 0.5.
+# Cityscapes as trained officially (seg/scripts/cityscapes/hrt/*.sh,
+# seg/configs/cityscapes/H_48_D_4.json): 8 images per iteration (the official runs: 8 GPUs x 1; here
+# 4 x 2, the same with SyncBN), 80k iterations, 512x1024 crops after random scaling 0.5-2.0 of the
+# 2048x1024 frames, flip, brightness shift +-10; test on the whole 2048x1024 frame; multi-scale test
+# 0.75 / 1.0 / 1.25 + flip. The official loss weighs the 19 classes (ce_weight below, on both
+# heads). Deviations: no aspect-ratio jitter (openseg: 0.9-1.1); brightness shifted with probability
+# 0.5.
 _base_ = [
     'mmseg::_base_/datasets/cityscapes.py', 'mmseg::_base_/default_runtime.py', './adamw_poly.py',
     './ocrnet_hrformer-s.py'

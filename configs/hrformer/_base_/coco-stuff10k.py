@@ -1,8 +1,8 @@
-# COCO-Stuff as trained officially (seg/scripts/coco_stuff/hrt/*.sh): openseg's COCO-Stuff is the 10k
-# split (9k train / 1k test; the paper's table compares with HRNet-OCR's 10k result), 171 classes.
-# 16 images per iteration (official: 8 GPUs x 2; here 4 x 4, the same with SyncBN), 60k iterations,
-# 520x520 crops (pipelines_520.py). OHEM: openseg keeps at least 100000 pixels per GPU batch of 2
-# images, MMSeg's min_kept counts per image: 50000.
+# COCO-Stuff as trained officially (seg/scripts/coco_stuff/hrt/*.sh): openseg's COCO-Stuff is the
+# 10k split (9k train / 1k test; the paper's table compares with HRNet-OCR's 10k result), 171
+# classes. 16 images per iteration (official: 8 GPUs x 2; here 4 x 4, the same with SyncBN), 60k
+# iterations, 520x520 crops (pipelines_520.py). OHEM: openseg keeps at least 100000 pixels per GPU
+# batch of 2 images, MMSeg's min_kept counts per image: 50000.
 _base_ = [
     'mmseg::_base_/datasets/coco-stuff10k.py', 'mmseg::_base_/default_runtime.py',
     './adamw_poly.py', './ocrnet_hrformer-s.py', './pipelines_520.py'

@@ -1,13 +1,14 @@
-# OCRNet with HRFormer-S as the official openseg code trained it (HRNet/HRFormer seg/, HRT_*_OCR_V2):
-# resized-and-concatenated branches -> aux FCN head (3x3 conv to 512, CE x 0.4) and OCR head (512 / 256,
-# dropout 0.05, OHEM CE x 1.0: pixels with probability < 0.9, at least 100000 per image; the official
-# runs held 1 image per GPU, and openseg counts per GPU batch). Drop path 0.2 (openseg's HRT default).
-# Deviation: MMSeg averages the OHEM-kept losses over all pixels, openseg over the kept ones; the OCR
-# loss therefore weighs less against the aux loss than officially (by the kept fraction). Cityscapes'
-# 19-class 80.0 mIoU, the MMSeg PR reached 80.7 with this loss (its own code, same normalisation).
+# OCRNet with HRFormer-S as the official openseg code trained it (HRNet/HRFormer seg/,
+# HRT_*_OCR_V2): resized-and-concatenated branches -> aux FCN head (3x3 conv to 512, CE x 0.4) and
+# OCR head (512 / 256, dropout 0.05, OHEM CE x 1.0: pixels with probability < 0.9, at least 100000
+# per image; the official runs held 1 image per GPU, and openseg counts per GPU batch). Drop path
+# 0.2 (openseg's HRT default). Deviation: MMSeg averages the OHEM-kept losses over all pixels,
+# openseg over the kept ones; the OCR loss therefore weighs less against the aux loss than
+# officially (by the kept fraction).
 custom_imports = dict(imports=['mmhrformer'], allow_failed_imports=False)
 
-# ImageNet weights: tools/model_converters/hrformer2mmseg.py hrt_small.pth checkpoints/hrformer-s_in1k.pth
+# ImageNet weights: tools/model_converters/hrformer2mmseg.py hrt_small.pth
+# checkpoints/hrformer-s_in1k.pth
 pretrained = 'checkpoints/hrformer-s_in1k.pth'
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 channels = [32, 64, 128, 256]

@@ -1,7 +1,7 @@
 # PASCAL-Context (59 classes) as trained officially (seg/scripts/pascal_context/hrt/*.sh): 16 images
 # per iteration (official: 8 GPUs x 2; here 4 x 4, the same with SyncBN), 60k iterations, 520x520
-# crops (pipelines_520.py; MMSeg's own base crops 480 and tests with the long side at 520), and plain
-# cross-entropy on the OCR head: these scripts use fs_auxce_loss, no OHEM.
+# crops (pipelines_520.py; MMSeg's own base crops 480 and tests with the long side at 520), and
+# plain cross-entropy on the OCR head: these scripts use fs_auxce_loss, no OHEM.
 _base_ = [
     'mmseg::_base_/datasets/pascal_context_59.py', 'mmseg::_base_/default_runtime.py',
     './adamw_poly.py', './ocrnet_hrformer-s.py', './pipelines_520.py'

@@ -1,7 +1,7 @@
 # Data pipelines of the official ADE20K, PASCAL-Context and COCO-Stuff runs (seg/configs/{ade20k,
-# pascal_context,coco_stuff}/H_48_D_4*.json), shared by their dataset bases under one key:
-# train: resize the short side to 520, random scale 0.5-2.0, random 520x520 crop (padded), flip,
-# brightness shift +-10; test: short side 520, whole image; multi-scale test 0.75 / 1.0 / 1.25 + flip.
+# pascal_context,coco_stuff}/H_48_D_4*.json), shared by their dataset bases under one key: train:
+# resize the short side to 520, random scale 0.5-2.0, random 520x520 crop (padded), flip, brightness
+# shift +-10; test: short side 520, whole image; multi-scale test 0.75 / 1.0 / 1.25 + flip.
 # Deviations: openseg also jitters the aspect ratio by 0.9-1.1 (MMSeg's RandomResize has no such
 # option) and shifts brightness on every image (MMSeg's PhotoMetricDistortion: with probability 0.5;
 # its contrast / saturation / hue steps are set to (near-)identities here).
