@@ -3,9 +3,9 @@
 As a script, under torchrun: ``torchrun --nproc_per_node 2 tests/dist_cpu.py HOST_TRAIN_PY CONFIG
 --launcher pytorch --cfg-options model_wrapper_cfg.type=MMDistributedDataParallel
 model_wrapper_cfg.device_ids=None ...``. MMEngine 0.10.7's ``init_dist`` calls
-``torch.cuda.set_device`` whatever the backend, which fails without a GPU; a gloo process group made
-here first makes the Runner skip ``init_dist``. Its default DDP wrapper passes ``device_ids=[LOCAL_RANK]``,
-which DDP refuses for a CPU module, hence ``device_ids=None`` in the options.
+``torch.cuda.set_device`` whatever the backend, which fails without a GPU; a gloo process group
+made here first makes the Runner skip ``init_dist``. Its default DDP wrapper passes
+``device_ids=[LOCAL_RANK]``, which DDP refuses for a CPU module, hence ``device_ids=None``.
 
 As a module (``custom_imports=dict(imports=['dist_cpu'])`` with tests/ on PYTHONPATH): registers
 ``WeightsDigestHook``, which makes each rank write digests of its parameters and buffers before and

@@ -37,8 +37,8 @@ def seg_batch(model, n=2, size=(64, 64)):
 
 
 def pose_batch(cfg, n=2, size=(48, 64)):
-    """A small input (w, h) instead of the codec's 192x256 / 288x384: the head maps stride 4, and the
-    full size costs half a minute per B model on two cores."""
+    """A small input (w, h) instead of the codec's 192x256 / 288x384: the head maps stride 4, and
+    the full size costs half a minute per B model on two cores."""
     from mmpose.structures import PoseDataSample
     w, h = size
     hw, hh = w // 4, h // 4
@@ -60,7 +60,8 @@ def cls_batch(model, n=2):
     return torch.rand(n, 3, 64, 64), [DataSample().set_gt_label(i % classes) for i in range(n)]
 
 
-@pytest.mark.parametrize('path', CONFIGS, ids=[str(p.relative_to(ROOT / 'configs')) for p in CONFIGS])
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=[str(p.relative_to(ROOT / 'configs')) for p in CONFIGS])
 def test_config_builds_and_steps(path):
     cfg = Config.fromfile(str(path))
     assert 'mmhrformer' in cfg.get('custom_imports', {}).get('imports', []), 'custom_imports'
@@ -103,10 +104,12 @@ def test_every_seed_result_has_a_config():
 
 
 def test_tta_settings_present():
-    cfg = Config.fromfile(str(ROOT / 'configs/hrformer/ocrnet_hrformer-s_4xb2-80k_cityscapes-512x1024.py'))
+    cfg = Config.fromfile(
+        str(ROOT / 'configs/hrformer/ocrnet_hrformer-s_4xb2-80k_cityscapes-512x1024.py'))
     assert cfg.tta_model.type == 'SegTTAModel'
     assert any(t.get('type') == 'TestTimeAug' for t in cfg.tta_pipeline)
-    pose = Config.fromfile(str(ROOT / 'configs/hrformer_pose/td-hm_hrformer-s_8xb32-210e_coco-256x192.py'))
+    pose = Config.fromfile(
+        str(ROOT / 'configs/hrformer_pose/td-hm_hrformer-s_8xb32-210e_coco-256x192.py'))
     assert pose.model.test_cfg.flip_test
 
 
@@ -145,7 +148,8 @@ def test_seg_pipelines_run(path, seg_files):
 
     crop = cfg.model.data_preprocessor.size
     out = Compose(cfg.train_dataloader.dataset.pipeline)(sample())
-    assert tuple(out['inputs'].shape[1:]) <= tuple(crop)  # cropped (padded later by the preprocessor)
+    # cropped (the data preprocessor pads to the crop size later)
+    assert tuple(out['inputs'].shape[1:]) <= tuple(crop)
     assert out['data_samples'].gt_sem_seg.data.shape[1:] == out['inputs'].shape[1:]
     out = Compose(cfg.test_dataloader.dataset.pipeline)(sample())
     assert out['data_samples'].gt_sem_seg.data.shape[1:] == (180, 300)  # labels stay at full size
@@ -158,7 +162,8 @@ def test_seg_pipelines_run(path, seg_files):
     assert len(widths) == len(ratios)
 
 
-OFFICIAL_SEG = {  # dataset: (classes, images per iteration, iterations, crop, OHEM min_kept or None)
+# dataset: (classes, images per iteration, iterations, crop, OHEM min_kept per image or None)
+OFFICIAL_SEG = {
     'cityscapes': (19, 8, 80000, (512, 1024), 100000),
     'ade20k': (150, 8, 150000, (520, 520), 100000),
     'pascal-context-59': (59, 16, 60000, (520, 520), None),
@@ -204,7 +209,8 @@ def test_seg_official_recipe(path):
     aux, ocr = cfg.model.decode_head
     assert cfg.model.type == 'CascadeEncoderDecoder' and cfg.model.num_stages == 2
     assert (aux.type, aux.channels, aux.kernel_size, aux.num_convs) == ('FCNHead', 512, 3, 1)
-    assert (ocr.type, ocr.channels, ocr.ocr_channels, ocr.dropout_ratio) == ('OCRHead', 512, 256, 0.05)
+    assert (ocr.type, ocr.channels, ocr.ocr_channels, ocr.dropout_ratio) == (
+        'OCRHead', 512, 256, 0.05)
     for head, weight in ((aux, 0.4), (ocr, 1.0)):
         assert head.num_classes == classes and list(head.in_channels) == channels
         assert head.input_transform == 'resize_concat' and tuple(head.in_index) == (0, 1, 2, 3)
@@ -242,7 +248,8 @@ def test_pose_official_recipe(path):
     assert cfg.train_cfg.max_epochs == 210
     opt = cfg.optim_wrapper.optimizer
     assert (opt.type, opt.lr, opt.weight_decay) == ('AdamW', 5e-4, 0.01)
-    assert cfg.optim_wrapper.paramwise_cfg.custom_keys['relative_position_bias_table'].decay_mult == 0
+    keys = cfg.optim_wrapper.paramwise_cfg.custom_keys
+    assert keys['relative_position_bias_table'].decay_mult == 0
     warm, step = cfg.param_scheduler
     assert (warm.type, warm.end, warm.by_epoch) == ('LinearLR', 500, False)
     assert (step.type, list(step.milestones), step.end) == ('MultiStepLR', [170, 200], 210)

@@ -1,5 +1,6 @@
-"""Two-process data-parallel training on the CPU through MMSeg's own tools/train.py (gloo backend):
-both ranks end with bitwise identical weights, which training changed, and the checkpoint holds them."""
+"""Two-process data-parallel training on the CPU through MMSeg's own tools/train.py (gloo
+backend): both ranks end with bitwise identical weights, which training changed, and the checkpoint
+holds them."""
 import json
 import os
 import subprocess
@@ -38,8 +39,8 @@ def test_two_rank_training_keeps_ranks_identical(tmp_path):
     torchrun = Path(sys.executable).parent / 'torchrun'
     proc = subprocess.run(
         [str(torchrun), '--nproc_per_node', '2', '--master_port', '29531',
-         str(Path(__file__).parent / 'dist_cpu.py'), str(train_py), str(cfg), '--launcher', 'pytorch',
-         '--work-dir', str(work)],
+         str(Path(__file__).parent / 'dist_cpu.py'), str(train_py), str(cfg),
+         '--launcher', 'pytorch', '--work-dir', str(work)],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert 'Distributed training: True' in proc.stdout + proc.stderr
