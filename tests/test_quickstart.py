@@ -42,7 +42,8 @@ def quickstart(tmp_path_factory):
 def test_quickstart_learns_both_tasks(quickstart):
     proc, work, summary = quickstart
     seg, pose = summary['seg'], summary['pose']
-    report = f"mIoU {seg['metrics']['mIoU']}, AP {pose['metrics']['coco/AP']}\n" + proc.stdout[-3000:]
+    report = (f"mIoU {seg['metrics']['mIoU']}, AP {pose['metrics']['coco/AP']}\n" +
+              proc.stdout[-3000:])
     assert seg['metrics']['mIoU'] >= MIN_MIOU, report
     assert pose['metrics']['coco/AP'] >= MIN_AP, report
     assert proc.returncode == 0, report  # --check agrees
@@ -65,7 +66,9 @@ def test_seg_checkpoint_with_mmseg_test_tool(quickstart):
 
     MMEngine 0.10.7 saves its message hub into checkpoints and reloads them with a bare
     ``torch.load``, which torch >= 2.6 restricts to plain tensors by default: the checkpoint of a
-    local training run is trusted, so the test tool runs with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``.
+    local training run is trusted, so the test tool runs with
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (what the quickstart's summary prints before ``mim test``
+    while the package registers no trusting checkpoint loader).
     """
     import mmseg
     _, work, summary = quickstart

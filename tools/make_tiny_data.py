@@ -3,12 +3,13 @@
 Deterministic: the same numpy seed, the same drawing calls, PNG and JPEG written by OpenCV. Run it
 again only to change the data; ``--check`` regenerates into a temporary folder and compares.
 
-* ``demo/data/tiny_seg``: 64x64 JPEG images of coloured shapes on a textured, noisy background and
-  PNG label maps in a stock MMSeg layout (``img_dir/{train,val}``, ``ann_dir/{train,val}``) with four
-  classes: 0 background, 1 disc (reddish), 2 square (greenish, rotated), 3 triangle (bluish).
+* ``demo/data/tiny_seg``: 64x64 JPEG images of coloured shapes on a textured, noisy background
+  and PNG label maps in a stock MMSeg layout (``img_dir/{train,val}``, ``ann_dir/{train,val}``) with
+  four classes: 0 background, 1 disc (reddish), 2 square (greenish, rotated), 3 triangle (bluish).
   Colour and shape both tell the class; sizes, positions, hues and overlaps vary.
 * ``demo/data/tiny_pose``: 96x96 JPEG images, each with one stick "figure" whose 17 COCO keypoints
-  are dots of 17 distinct hues, and COCO-format keypoint annotations (``annotations/{train,val}.json``:
+  are dots of 17 distinct hues, and COCO-format keypoint annotations
+  (``annotations/{train,val}.json``:
   person box, area, 17 keypoints all visible). Limb angles, size, position and head tilt vary.
 
 Usage: ``python tools/make_tiny_data.py [--out demo/data] [--check]``.
@@ -69,8 +70,8 @@ def shape_polygon(rng: np.random.Generator, cls: int, cx: float, cy: float, r: f
         return None
     theta = rng.uniform(0, 2 * math.pi)
     n = 4 if cls == 2 else 3
-    pts = [(cx + r * math.cos(theta + 2 * math.pi * k / n), cy + r * math.sin(theta + 2 * math.pi * k / n))
-           for k in range(n)]
+    angles = [theta + 2 * math.pi * k / n for k in range(n)]
+    pts = [(cx + r * math.cos(a), cy + r * math.sin(a)) for a in angles]
     return np.round(np.array(pts)).astype(np.int32)
 
 
@@ -133,7 +134,8 @@ def make_pose_sample(rng: np.random.Generator):
     kpts = pose * height
     kpts[:, 0] *= rng.uniform(0.85, 1.1)  # a little anisotropy
     lo, hi = kpts.min(0), kpts.max(0)
-    offset = np.array([rng.uniform(4 - lo[0], w - 4 - hi[0]), rng.uniform(4 - lo[1], h - 4 - hi[1])])
+    offset = np.array([rng.uniform(4 - lo[0], w - 4 - hi[0]),
+                       rng.uniform(4 - lo[1], h - 4 - hi[1])])
     kpts += offset
     canvas = np.ascontiguousarray(img.astype(np.float32))
     limb = tuple(float(v) for v in rng.uniform(200, 240, size=3))
@@ -149,7 +151,7 @@ def make_pose_sample(rng: np.random.Generator):
     margin = 4
     x0, y0 = np.maximum(kpts.min(0) - margin, 0)
     x1, y1 = np.minimum(kpts.max(0) + margin, [w - 1, h - 1])
-    bbox = [round(float(x0), 2), round(float(y0), 2), round(float(x1 - x0), 2), round(float(y1 - y0), 2)]
+    bbox = [round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)]
     return finish(canvas, rng), np.round(kpts, 2), bbox
 
 
@@ -214,7 +216,8 @@ def main() -> int:
     if args.check:
         with tempfile.TemporaryDirectory() as tmp:
             generate(tmp)
-            ok = all(same_tree(osp.join(tmp, d), osp.join(args.out, d)) for d in ('tiny_seg', 'tiny_pose'))
+            ok = all(same_tree(osp.join(tmp, d), osp.join(args.out, d))
+                     for d in ('tiny_seg', 'tiny_pose'))
         print('identical' if ok else 'DIFFERENT')
         return 0 if ok else 1
     generate(args.out)

@@ -1,13 +1,16 @@
 # Quickstart: TopDown heatmap pose estimation with HRFormer-T, trained from scratch on the shipped
-# tiny_pose set (COCO-format, 17 keypoints drawn as dots of 17 hues on stick figures; 48 train / 16 val
-# images of 96x96, made by tools/make_tiny_data.py) on the CPU in about a minute:
-#   python tools/quickstart.py               (the seg quickstart, then this one)
+# tiny_pose set (COCO format; stick figures whose 17 keypoints are dots of 17 hues; 48 train / 16
+# val images of 96x96, made by tools/make_tiny_data.py) on the CPU in a couple of minutes:
+#   python tools/quickstart.py   (this and the seg quickstart side by side, then pictures)
 #   mim train mmpose configs/quickstart/td-hm_hrformer-t_tiny-pose.py
-#   mim test mmpose configs/quickstart/td-hm_hrformer-t_tiny-pose.py \
+#   TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 mim test mmpose \
+#       configs/quickstart/td-hm_hrformer-t_tiny-pose.py \
 #       --checkpoint work_dirs/quickstart/td-hm_hrformer-t_tiny-pose/iter_200.pth
-# The model is MMPose's HRFormer TopDown layout (configs/hrformer_pose/): branch 0 only (18 channels,
-# stride 4) into a HeatmapHead without deconvolutions, bilinear fusion upsampling, MSRAHeatmap codec.
-# Ground-truth boxes at test time, no flip augmentation (left and right keypoints have their own hues).
+# (the variable: see configs/quickstart/ocrnet_hrformer-t_tiny-seg.py).
+# The model is MMPose's HRFormer TopDown layout (configs/hrformer_pose/): branch 0 only (18
+# channels, stride 4) into a HeatmapHead without deconvolutions, bilinear fusion upsampling,
+# MSRAHeatmap codec. Ground-truth boxes at test time; no flip augmentation or flip test (left and
+# right keypoints have hues of their own).
 _base_ = ['mmpose::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmhrformer'], allow_failed_imports=False)
 
@@ -39,7 +42,8 @@ data_root = '{{ fileDirname }}/../../demo/data/tiny_pose/'
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='GetBBoxCenterScale'),
-    dict(type='RandomBBoxTransform', shift_factor=0.08, scale_factor=(0.85, 1.15), rotate_factor=15),
+    dict(type='RandomBBoxTransform', shift_factor=0.08, scale_factor=(0.85, 1.15),
+         rotate_factor=15),
     dict(type='TopdownAffine', input_size=codec['input_size']),
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs')
@@ -88,7 +92,8 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=20),
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=20, end=max_iters),
 ]
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+train_cfg = dict(
+    _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
