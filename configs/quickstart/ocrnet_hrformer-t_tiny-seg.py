@@ -94,12 +94,12 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
-# schedule: iteration based, AdamW without decay on norms, biases and the position bias tables
+# schedule: iteration based, AdamW, warm-up then poly. One parameter group: the paper recipes'
+# weight-decay exceptions (norms, biases, position bias tables) make one group per parameter, which
+# costs ~5 % of a step here and logs ~1000 lines, and do not matter in a 200-iteration run.
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,
-                       custom_keys={'relative_position_bias_table': dict(decay_mult=0.0)}))
+    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.01))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=20),
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=20, end=max_iters),
