@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SEG_CONFIG = ROOT / 'configs' / 'quickstart' / 'ocrnet_hrformer-t_tiny-seg.py'
 POSE_CONFIG = ROOT / 'configs' / 'quickstart' / 'td-hm_hrformer-t_tiny-pose.py'
 # Half the README run's iterations (200 each): 66.9 mIoU and 0.79 AP when this was written, against
-# about 20 mIoU for all-background and about 0 AP for keypoints that ignore the image (10 iterations:
-# 5 mIoU, 0 AP).
+# about 20 mIoU for all-background and about 0 AP for keypoints that ignore the image (after 10
+# iterations: 5 mIoU, 0 AP).
 ITERS = 100
 MIN_MIOU = 50.0
 MIN_AP = 0.3
