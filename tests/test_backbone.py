@@ -1,6 +1,5 @@
 """The backbone on its own: official numerics, shapes, options and error messages."""
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,22 +7,14 @@ import torch.nn.functional as F
 
 from mmhrformer import HRFormer, convert_official_backbone
 from mmhrformer.hrformer import WindowAttention, conv_bn, relative_position_index
+from official_keys import official_shapes  # tests/official_keys.py
 
-KEYS_DIR = Path(__file__).resolve().parents[2] / 'shared' / 'reference' / 'official_keys'
-ARCH_FILES = {'tiny': 'hrt_tiny_cls.tsv', 'small': 'hrt_small_cls.tsv', 'base': 'hrt_base_cls.tsv'}
 BUFFER_SUFFIXES = ('running_mean', 'running_var', 'num_batches_tracked', 'relative_position_index')
 
 
 def official_backbone_shapes(arch):
     """Key -> shape of the official classification checkpoint, backbone keys only."""
-    path = KEYS_DIR / ARCH_FILES[arch]
-    if not path.exists():
-        pytest.skip(f'{path} not found (the shared reference folder sits beside the checkout)')
-    shapes = {}
-    for line in path.read_text().strip().splitlines():
-        key, shape = line.split('\t')
-        shapes[key] = torch.empty([int(s) for s in shape.strip('[]').split(',') if s.strip()],
-                                  device='meta')
+    shapes = {k: torch.empty(v, device='meta') for k, v in official_shapes(arch).items()}
     return {k: tuple(v.shape) for k, v in convert_official_backbone(shapes).items()}
 
 

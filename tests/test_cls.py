@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from official_keys import official_shapes
 
 from mmhrformer import (ARCH_ZOO, HRFormer, HRFormerClsNeck, convert_official_backbone,
                         convert_official_classifier)
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / 'configs' / 'hrformer_cls'
-KEYS_DIR = REPO.parent / 'shared' / 'reference' / 'official_keys'
-ARCH_FILES = {'tiny': 'hrt_tiny_cls.tsv', 'small': 'hrt_small_cls.tsv', 'base': 'hrt_base_cls.tsv'}
 BUFFER_SUFFIXES = ('running_mean', 'running_var', 'num_batches_tracked', 'relative_position_index')
 # Sum of numel over the official checkpoints' parameter keys (with the head / backbone only).
 OFFICIAL_PARAMS = {'tiny': 8_035_820, 'small': 13_544_882, 'base': 50_320_098}
@@ -45,18 +44,6 @@ def classifier_cfg(arch, num_classes=1000, **head):
 def build(cfg):
     from mmpretrain.registry import MODELS
     return MODELS.build(cfg)
-
-
-def official_shapes(arch):
-    """Key -> shape of the official classification checkpoint (the whole model)."""
-    path = KEYS_DIR / ARCH_FILES[arch]
-    if not path.exists():
-        pytest.skip(f'{path} not found (the shared reference folder sits beside the checkout)')
-    shapes = {}
-    for line in path.read_text().strip().splitlines():
-        key, shape = line.split('\t')
-        shapes[key] = tuple(int(s) for s in shape.strip('[]').split(',') if s.strip())
-    return shapes
 
 
 def random_official_state_dict(arch):
