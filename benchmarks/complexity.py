@@ -115,8 +115,6 @@ def official_rules_flops(model: torch.nn.Module, size: int) -> int:
         'aten::scaled_dot_product_attention': official_rules_sdpa_jit,
         'aten::linear': official_rules_linear_jit,
         'aten::batch_norm': batchnorm_jit,
-        # The backbone's training-mode FFN runs BN + GELU as one autograd Function (input first).
-        'prim::PythonOp.BatchNormGELU': batchnorm_jit,
         'aten::layer_norm': no_flops,
         'aten::upsample_nearest2d': no_flops,
         'aten::upsample_bilinear2d': no_flops,

@@ -18,7 +18,6 @@ official checkpoint maps by a prefix alone: see :func:`convert_official_classifi
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
@@ -63,12 +62,11 @@ class BottleneckDWP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, planes * 4, H, W)."""
-        # conv_bn folds each BN into its conv at inference.
-        out = F.relu(conv_bn(x, self.conv1, self.bn1))
-        out = F.relu(conv_bn(out, self.conv2, self.bn2))
-        out = conv_bn(out, self.conv3, self.bn3)
+        # conv_bn folds each BN into its conv and fuses the ReLU / residual add at inference.
+        out = conv_bn(x, self.conv1, self.bn1, 'relu')
+        out = conv_bn(out, self.conv2, self.bn2, 'relu')
         identity = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + identity)
+        return conv_bn(out, self.conv3, self.bn3, 'relu', residual=identity)
 
 
 class HRFormerClsNeck(BaseModule):

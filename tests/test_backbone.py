@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from mmhrformer import HRFormer, convert_official_backbone
-from mmhrformer.hrformer import WindowAttention, conv_bn, relative_position_index
+from mmhrformer.hrformer import (ConvFFN, WindowAttention, conv_bn, conv_bn_gelu_chain,
+                                 relative_position_index)
 from official_keys import official_shapes  # tests/official_keys.py
 
 BUFFER_SUFFIXES = ('running_mean', 'running_var', 'num_batches_tracked', 'relative_position_index')
@@ -137,6 +138,117 @@ def test_bn_folding_is_exact():
     x = torch.randn(2, 8, 9, 9)
     with torch.no_grad():
         torch.testing.assert_close(conv_bn(x, conv, bn), bn(conv(x)), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('activation', [None, 'relu', 'gelu'])
+@pytest.mark.parametrize('with_residual', [False, True])
+def test_fused_inference_conv_matches_plain_ops(activation, with_residual):
+    # On a CPU the folded conv runs as oneDNN's conv + activation (+ residual) kernel.
+    conv = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
+    bn = torch.nn.BatchNorm2d(16)
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    torch.nn.init.normal_(bn.weight)
+    bn.eval()
+    x = torch.randn(2, 8, 9, 9).contiguous(memory_format=torch.channels_last)
+    residual = torch.randn(2, 16, 5, 5) if with_residual else None
+    with torch.no_grad():
+        expected = bn(conv(x)) + (0 if residual is None else residual)
+        if activation:
+            expected = getattr(F, activation)(expected)
+        torch.testing.assert_close(conv_bn(x, conv, bn, activation, residual), expected,
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_eval_bn_with_gradients_takes_the_differentiable_path():
+    # norm_eval fine-tuning: BN in eval mode, but conv weights still need gradients.
+    conv = torch.nn.Conv2d(4, 8, 1)
+    bn = torch.nn.BatchNorm2d(8).eval()
+    conv_bn(torch.randn(1, 4, 5, 5), conv, bn, 'gelu').sum().backward()
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+
+
+def randomized_ffn(channels=16):
+    ffn = ConvFFN(channels, 4 * channels, dict(type='BN')).train()
+    for m in ffn.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.normal_(m.weight)
+            torch.nn.init.normal_(m.bias)
+    return ffn
+
+
+def plain_ffn(ffn, x):
+    """The FFN through separate autograd ops (what the chain function replaces)."""
+    for conv, norm in ((ffn.fc1, ffn.norm1), (ffn.dw3x3, ffn.norm2), (ffn.fc2, ffn.norm3)):
+        x = F.gelu(norm(conv(x)))
+    return x
+
+
+def test_ffn_chain_training_matches_autograd():
+    torch.manual_seed(0)
+    ffn = randomized_ffn()
+    reference = randomized_ffn()
+    reference.load_state_dict(ffn.state_dict())
+    x = torch.randn(2, 16, 9, 11).contiguous(memory_format=torch.channels_last)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, expected = ffn(x1), plain_ffn(reference, x2)
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(x1.grad, x2.grad, atol=1e-5, rtol=1e-4)
+    scale = max(q.grad.abs().max() for q in reference.parameters())
+    for (name, p), q in zip(ffn.named_parameters(), reference.parameters()):
+        # A conv bias before a training BN has a zero gradient up to rounding (of the scale).
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-6 * scale, rtol=1e-4, msg=name)
+    for (name, b), c in zip(ffn.named_buffers(), reference.buffers()):
+        torch.testing.assert_close(b, c, msg=name)  # running statistics, batches tracked
+
+
+def test_ffn_chain_bf16_autocast_gradients_close():
+    torch.manual_seed(0)
+    ffn = randomized_ffn()
+    reference = randomized_ffn()
+    reference.load_state_dict(ffn.state_dict())
+    x = torch.randn(2, 16, 9, 11)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = ffn(x)
+        expected = plain_ffn(reference, x)
+    assert out.dtype == expected.dtype == torch.bfloat16
+    out.float().square().mean().backward()
+    expected.float().square().mean().backward()
+    for (name, p), q in zip(ffn.named_parameters(), reference.parameters()):
+        assert p.grad.dtype == torch.float32
+        if not name.startswith(('fc1.bias', 'dw3x3.bias', 'fc2.bias')):  # zero up to rounding
+            rel = (p.grad - q.grad).norm() / q.grad.norm()
+            assert rel < 0.05, f'{name}: relative error {rel:.3f}'
+
+
+def test_ffn_chain_keeps_fewer_activations():
+    ffn = randomized_ffn()
+    x = torch.randn(2, 16, 8, 8, requires_grad=True)
+
+    def saved_bytes(fn):
+        storages = {}
+
+        def pack(t):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn()
+        return sum(storages.values())
+
+    token = 2 * 8 * 8 * 4  # bytes of one channel over the batch
+    # Kept: the input (C), the three conv outputs (4C, 4C, C) and per-channel statistics.
+    chain = saved_bytes(lambda: conv_bn_gelu_chain(x, ((ffn.fc1, ffn.norm1),
+                                                         (ffn.dw3x3, ffn.norm2),
+                                                         (ffn.fc2, ffn.norm3))))
+    plain = saved_bytes(lambda: plain_ffn(ffn, x))
+    params = sum(p.numel() * 4 for p in ffn.parameters()) + sum(
+        b.numel() * 4 for n, b in ffn.named_buffers() if 'running' in n)
+    assert chain - params < 10.5 * 16 * token
+    assert plain > 17.5 * 16 * token
 
 
 def test_drop_path_schedule():
