@@ -172,7 +172,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--arch', nargs='+', default=['small', 'base'], choices=sorted(ARCH_ZOO))
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--pose-batch', type=int, default=4,
                         help='N of the Nx3x256x192 pose input (default: 4; 32 on a GPU)')

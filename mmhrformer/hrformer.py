@@ -8,15 +8,18 @@ Parameter names follow the official classification checkpoints one to one, excep
 (``attn.attn.`` -> ``attn.``, ``mlp.`` -> ``ffn.``) that :func:`convert_official_backbone` applies;
 ``relative_position_index`` is rebuilt rather than stored.
 
-Speed comes from layout, not from a second code path: feature maps run in ``channels_last`` memory
-so the token view every LayerNorm and attention needs is a free permute, q/k/v are one GEMM, each
-branch's windows go through one ``scaled_dot_product_attention`` call with the bias as an additive
-mask, and at inference every conv followed by a BatchNorm runs as one folded conv.
+Speed comes from layout and fusion, not from a second code path: feature maps run in
+``channels_last`` memory so the token view every LayerNorm and attention needs is a free permute,
+q/k/v are one GEMM, each branch's windows go through one ``scaled_dot_product_attention`` call with
+the bias as an additive mask, at inference every conv followed by a BatchNorm runs as one folded
+conv (on a CPU with its activation and residual add in the same oneDNN kernel), and in training the
+FFN's conv-BN-GELU chain keeps only the conv outputs for the backward pass.
 """
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
@@ -123,56 +126,68 @@ class ConvBNGELUChain(torch.autograd.Function):
     input and each conv's output; the backward pass recomputes norm + GELU from them, which is
     elementwise work. In the FFN (C -> 4C -> 4C -> C) that is 10 C kept per token instead of 18 C.
 
-    ``stages`` holds per stage ``(stride, padding, groups, momentum, eps)``; ``params`` per stage
+    ``stages`` holds per stage ``(stride, padding, groups, momentum, eps, process_group)``, the
+    group set for a SyncBatchNorm whose statistics span several processes; ``params`` per stage
     the conv weight and bias (or None), the norm weight and bias, and its running mean and
-    variance, which the forward pass updates as ``nn.BatchNorm2d`` does.
+    variance, which the forward pass updates as the norm module would.
     """
 
     @staticmethod
     def forward(ctx, x, stages, *params):
-        ctx.stages = stages
-        conv_outs, stats = [], []
+        conv_outs, stats, counts = [], [], []
         h = x
-        for i, (stride, padding, groups, momentum, eps) in enumerate(stages):
+        for i, (stride, padding, groups, momentum, eps, group) in enumerate(stages):
             weight, bias, norm_weight, norm_bias, running_mean, running_var = params[6 * i:6 * i + 6]
             z = F.conv2d(h, weight, bias, stride, padding, 1, groups)
-            y, mean, invstd = torch.native_batch_norm(z, norm_weight, norm_bias, running_mean,
-                                                      running_var, True, momentum, eps)
+            if group is None:
+                y, mean, invstd = torch.native_batch_norm(z, norm_weight, norm_bias, running_mean,
+                                                          running_var, True, momentum, eps)
+                count = None
+            else:
+                mean, invstd, count = _synced_batch_stats(z, running_mean, running_var, momentum,
+                                                          eps, group)
+                y = _batch_norm_apply(z, mean, invstd, norm_weight, norm_bias)
             h = F.gelu(y)
             conv_outs.append(z)
             stats += [mean, invstd]
-        ctx.num_stages = len(stages)
+            counts.append(count)
+        ctx.stages, ctx.counts = stages, counts
         ctx.save_for_backward(x, *conv_outs, *stats, *params)
         return h
 
     @staticmethod
     def backward(ctx, grad):
-        n = ctx.num_stages
+        n = len(ctx.stages)
         saved = ctx.saved_tensors
         x, conv_outs, stats, params = saved[0], saved[1:n + 1], saved[n + 1:3 * n + 1], saved[3 * n + 1:]
+        needs = ctx.needs_input_grad[2:]  # per parameter, after x and stages
         grads = [None] * len(params)
-        norm_in = None  # the recomputed norm output of the stage being differentiated
+        norm_out = None  # the recomputed norm output of the stage being differentiated
         for i in reversed(range(n)):
-            stride, padding, groups, _, eps = ctx.stages[i]
+            stride, padding, groups, _, eps, group = ctx.stages[i]
             weight, bias, norm_weight, norm_bias = params[6 * i:6 * i + 4]
             z, (mean, invstd) = conv_outs[i], stats[2 * i:2 * i + 2]
-            y = norm_in if norm_in is not None else _batch_norm_apply(z, mean, invstd, norm_weight,
-                                                                      norm_bias)
+            y = norm_out if norm_out is not None else _batch_norm_apply(z, mean, invstd,
+                                                                        norm_weight, norm_bias)
             grad_y = torch.ops.aten.gelu_backward(grad, y.to(grad.dtype))
-            grad_z, grads[6 * i + 2], grads[6 * i + 3] = torch.ops.aten.native_batch_norm_backward(
-                grad_y, z, norm_weight, None, None, mean, invstd, True, eps,
-                [True, ctx.needs_input_grad[2 + 6 * i + 2], ctx.needs_input_grad[2 + 6 * i + 3]])
+            if group is None:
+                grad_z, grads[6 * i + 2], grads[6 * i + 3] = torch.ops.aten.native_batch_norm_backward(
+                    grad_y, z, norm_weight, None, None, mean, invstd, True, eps,
+                    [True, needs[6 * i + 2], needs[6 * i + 3]])
+            else:
+                grad_z, grads[6 * i + 2], grads[6 * i + 3] = _synced_batch_norm_backward(
+                    grad_y, z, mean, invstd, norm_weight, ctx.counts[i], group)
             if i > 0:
                 z_in, (mean_in, invstd_in) = conv_outs[i - 1], stats[2 * i - 2:2 * i]
-                norm_in = _batch_norm_apply(z_in, mean_in, invstd_in, *params[6 * i - 4:6 * i - 2])
-                conv_in = F.gelu(norm_in).to(z.dtype)
+                norm_out = _batch_norm_apply(z_in, mean_in, invstd_in, *params[6 * i - 4:6 * i - 2])
+                conv_in = F.gelu(norm_out).to(z.dtype)
             else:
                 conv_in = x.to(z.dtype)  # autocast ran the first conv in z's dtype
-            needs = ctx.needs_input_grad
             grad, grad_w, grad_b = torch.ops.aten.convolution_backward(
                 grad_z, conv_in, weight.to(z.dtype), None if bias is None else [bias.shape[0]],
                 [stride] * 2, [padding] * 2, [1, 1], False, [0, 0], groups,
-                [i > 0 or needs[0], needs[2 + 6 * i], bias is not None and needs[2 + 6 * i + 1]])
+                [i > 0 or ctx.needs_input_grad[0], needs[6 * i],
+                 bias is not None and needs[6 * i + 1]])
             grads[6 * i] = None if grad_w is None else grad_w.to(weight.dtype)
             grads[6 * i + 1] = None if grad_b is None else grad_b.to(bias.dtype)
         grad_x = None if grad is None else grad.to(x.dtype)
@@ -187,11 +202,52 @@ def _batch_norm_apply(z, mean, invstd, weight, bias) -> torch.Tensor:
     return torch.addcmul(shift.to(z.dtype).view(shape), z, scale.to(z.dtype).view(shape))
 
 
+def _synced_batch_stats(z, running_mean, running_var, momentum, eps, group):
+    """Mean, inverse std and element count per channel over every process's batch.
+
+    Each process's mean and variance are gathered and merged (parallel-variance formula), and the
+    running statistics are updated with the unbiased variance, as ``nn.SyncBatchNorm`` does.
+    """
+    var, mean = torch.var_mean(z.float(), dim=(0, 2, 3), correction=0)
+    channels = mean.numel()
+    local = torch.cat([mean, var, mean.new_full((1, ), z.numel() // channels)])
+    gathered = [torch.empty_like(local) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(gathered, local, group=group)
+    gathered = torch.stack(gathered)
+    means, variances, counts = gathered[:, :channels], gathered[:, channels:-1], gathered[:, -1:]
+    total = counts.sum()
+    mean = (means * counts).sum(0) / total
+    var = ((variances + (means - mean)**2) * counts).sum(0) / total
+    count = int(total.item())
+    with torch.no_grad():
+        running_mean.lerp_(mean.to(running_mean.dtype), momentum)
+        unbiased = var * (count / max(count - 1, 1))
+        running_var.lerp_(unbiased.to(running_var.dtype), momentum)
+    return mean, torch.rsqrt(var + eps), count
+
+
+def _synced_batch_norm_backward(grad_y, z, mean, invstd, weight, count, group):
+    """Gradients of a SyncBatchNorm's input (summed statistics over every process) and of its
+    weight and bias (this process's share; data parallelism sums them as any parameter's)."""
+    shape = (1, -1, 1, 1)
+    grad_y, centred = grad_y.float(), z.float() - mean.view(shape)
+    sum_dy = grad_y.sum((0, 2, 3))
+    sum_dy_xmu = (grad_y * centred).sum((0, 2, 3))
+    grad_weight, grad_bias = sum_dy_xmu * invstd, sum_dy.clone()
+    sums = torch.cat([sum_dy, sum_dy_xmu])
+    dist.all_reduce(sums, group=group)
+    sum_dy, sum_dy_xmu = sums.chunk(2)
+    grad_z = (grad_y - (sum_dy / count).view(shape) - centred *
+              (invstd**2 * sum_dy_xmu / count).view(shape)) * (invstd * weight).view(shape)
+    return grad_z.to(z.dtype), grad_weight.to(weight.dtype), grad_bias.to(weight.dtype)
+
+
 def conv_bn_gelu_chain(x: torch.Tensor, pairs: Sequence[Tuple[nn.Conv2d, nn.Module]]) -> torch.Tensor:
     """``gelu(norm(conv(x)))`` for each (conv, norm) pair in turn.
 
-    At inference every norm is folded into its conv; in training with ``nn.BatchNorm2d`` the
-    chain runs as :class:`ConvBNGELUChain`, which keeps about half the activations.
+    At inference every norm is folded into its conv; in training with ``nn.BatchNorm2d`` or
+    ``nn.SyncBatchNorm`` the chain runs as :class:`ConvBNGELUChain`, which keeps about half the
+    activations.
     """
     if torch.is_grad_enabled() and all(_chainable(norm) for _, norm in pairs):
         stages, params = [], []
@@ -199,7 +255,8 @@ def conv_bn_gelu_chain(x: torch.Tensor, pairs: Sequence[Tuple[nn.Conv2d, nn.Modu
             norm.num_batches_tracked.add_(1)
             momentum = (1.0 / float(norm.num_batches_tracked)
                         if norm.momentum is None else norm.momentum)
-            stages.append((conv.stride[0], conv.padding[0], conv.groups, momentum, norm.eps))
+            stages.append((conv.stride[0], conv.padding[0], conv.groups, momentum, norm.eps,
+                           _sync_group(norm)))
             params += [conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean,
                        norm.running_var]
         return ConvBNGELUChain.apply(x, tuple(stages), *params)
@@ -209,9 +266,17 @@ def conv_bn_gelu_chain(x: torch.Tensor, pairs: Sequence[Tuple[nn.Conv2d, nn.Modu
 
 
 def _chainable(norm: nn.Module) -> bool:
-    # Exactly BatchNorm2d (not SyncBN, whose statistics need a collective) in batch-stat mode.
-    return (type(norm) is nn.BatchNorm2d and norm.training and norm.affine
+    return (type(norm) in (nn.BatchNorm2d, nn.SyncBatchNorm) and norm.training and norm.affine
             and norm.track_running_stats)
+
+
+def _sync_group(norm: nn.Module):
+    """The process group a SyncBatchNorm's statistics span, or None when they are local."""
+    if not isinstance(norm, nn.SyncBatchNorm) or not dist.is_available() or not (
+            dist.is_initialized()):
+        return None
+    group = norm.process_group or dist.group.WORLD
+    return group if dist.get_world_size(group) > 1 else None
 
 
 class ConvNormSequential(nn.Sequential):

@@ -66,3 +66,52 @@ def test_two_rank_training_keeps_ranks_identical(tmp_path):
     assert digest({n: state[n] for n in after[0]['param_names']}) == after[0]['params']
     # and validation ran on both ranks' shards, merged: one mIoU line
     assert 'mIoU' in proc.stdout + proc.stderr
+
+
+def _sync_bn_ffn_rank(rank, world, init_file, result_file):
+    import torch.distributed as dist
+
+    from mmhrformer.hrformer import ConvFFN
+    dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                            world_size=world)
+    torch.manual_seed(0)
+    ffn = ConvFFN(8, 32, dict(type='SyncBN')).train()
+    x = torch.randn(4, 8, 6, 7)
+    grad = torch.randn(4, 8, 6, 7)
+    part = slice(2 * rank, 2 * rank + 2)
+    xr = x[part].clone().requires_grad_()
+    out = ffn(xr)
+    out.backward(grad[part])
+    grads = {n: p.grad.clone() for n, p in ffn.named_parameters()}
+    for g in grads.values():
+        dist.all_reduce(g)  # what data parallelism does with every parameter's gradient
+    if rank == 0:
+        torch.save(dict(out=out.detach(), x_grad=xr.grad, grads=grads,
+                        buffers=dict(ffn.named_buffers())), result_file)
+    dist.destroy_process_group()
+
+
+def test_sync_bn_ffn_chain_matches_one_process_batch_norm(tmp_path):
+    # Two processes with half a batch each and SyncBatchNorm compute what one process with
+    # BatchNorm computes on the whole batch: outputs, input and parameter gradients, statistics.
+    import torch.multiprocessing as mp
+
+    from mmhrformer.hrformer import ConvFFN
+    result = tmp_path / 'rank0.pt'
+    mp.spawn(_sync_bn_ffn_rank, args=(2, str(tmp_path / 'init'), str(result)), nprocs=2)
+    synced = torch.load(result)
+
+    torch.manual_seed(0)
+    ffn = ConvFFN(8, 32, dict(type='BN')).train()
+    x = torch.randn(4, 8, 6, 7, requires_grad=True)
+    grad = torch.randn(4, 8, 6, 7)
+    out = ffn(x)
+    out.backward(grad)
+    torch.testing.assert_close(synced['out'], out[:2].detach(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(synced['x_grad'], x.grad[:2], atol=1e-5, rtol=1e-4)
+    scale = max(p.grad.abs().max() for p in ffn.parameters())
+    for name, p in ffn.named_parameters():
+        torch.testing.assert_close(synced['grads'][name], p.grad, atol=1e-5 * scale, rtol=1e-4,
+                                   msg=name)
+    for name, b in ffn.named_buffers():
+        torch.testing.assert_close(synced['buffers'][name], b, atol=1e-5, rtol=1e-4, msg=name)
