@@ -137,7 +137,7 @@ class ConvBNGELUChain(torch.autograd.Function):
         conv_outs, stats, counts = [], [], []
         h = x
         for i, (stride, padding, groups, momentum, eps, group) in enumerate(stages):
-            weight, bias, norm_weight, norm_bias, running_mean, running_var = params[6 * i:6 * i + 6]
+            weight, bias, norm_weight, norm_bias, running_mean, running_var = params[6 * i:][:6]
             z = F.conv2d(h, weight, bias, stride, padding, 1, groups)
             if group is None:
                 y, mean, invstd = torch.native_batch_norm(z, norm_weight, norm_bias, running_mean,
@@ -159,7 +159,8 @@ class ConvBNGELUChain(torch.autograd.Function):
     def backward(ctx, grad):
         n = len(ctx.stages)
         saved = ctx.saved_tensors
-        x, conv_outs, stats, params = saved[0], saved[1:n + 1], saved[n + 1:3 * n + 1], saved[3 * n + 1:]
+        x, conv_outs = saved[0], saved[1:n + 1]
+        stats, params = saved[n + 1:3 * n + 1], saved[3 * n + 1:]
         needs = ctx.needs_input_grad[2:]  # per parameter, after x and stages
         grads = [None] * len(params)
         norm_out = None  # the recomputed norm output of the stage being differentiated
@@ -171,12 +172,13 @@ class ConvBNGELUChain(torch.autograd.Function):
                                                                         norm_weight, norm_bias)
             grad_y = torch.ops.aten.gelu_backward(grad, y.to(grad.dtype))
             if group is None:
-                grad_z, grads[6 * i + 2], grads[6 * i + 3] = torch.ops.aten.native_batch_norm_backward(
+                grad_z, grad_nw, grad_nb = torch.ops.aten.native_batch_norm_backward(
                     grad_y, z, norm_weight, None, None, mean, invstd, True, eps,
                     [True, needs[6 * i + 2], needs[6 * i + 3]])
             else:
-                grad_z, grads[6 * i + 2], grads[6 * i + 3] = _synced_batch_norm_backward(
+                grad_z, grad_nw, grad_nb = _synced_batch_norm_backward(
                     grad_y, z, mean, invstd, norm_weight, ctx.counts[i], group)
+            grads[6 * i + 2], grads[6 * i + 3] = grad_nw, grad_nb
             if i > 0:
                 z_in, (mean_in, invstd_in) = conv_outs[i - 1], stats[2 * i - 2:2 * i]
                 norm_out = _batch_norm_apply(z_in, mean_in, invstd_in, *params[6 * i - 4:6 * i - 2])
@@ -242,7 +244,8 @@ def _synced_batch_norm_backward(grad_y, z, mean, invstd, weight, count, group):
     return grad_z.to(z.dtype), grad_weight.to(weight.dtype), grad_bias.to(weight.dtype)
 
 
-def conv_bn_gelu_chain(x: torch.Tensor, pairs: Sequence[Tuple[nn.Conv2d, nn.Module]]) -> torch.Tensor:
+def conv_bn_gelu_chain(x: torch.Tensor,
+                       pairs: Sequence[Tuple[nn.Conv2d, nn.Module]]) -> torch.Tensor:
     """``gelu(norm(conv(x)))`` for each (conv, norm) pair in turn.
 
     At inference every norm is folded into its conv; in training with ``nn.BatchNorm2d`` or

@@ -114,9 +114,9 @@ def test_torch_compile_inference_matches_eager():
 
 
 def test_torch_compile_training_block():
-    # Graph capture and AOT autograd of a training step through one block (the custom
-    # BatchNorm-GELU function included), gradients equal to eager; the aot_eager backend skips
-    # inductor's C++ build, which the inference test covers.
+    # Graph capture and AOT autograd of a training step through one block (the custom FFN
+    # conv-BN-GELU chain function included), gradients equal to eager; the aot_eager backend
+    # skips inductor's C++ build, which the inference test covers.
     from mmhrformer.hrformer import HRFormerBlock
     block = HRFormerBlock(16, 2, 7, 0.0, True, False, dict(type='BN')).train()
     x = torch.randn(2, 16, 10, 17).contiguous(memory_format=torch.channels_last)
