@@ -102,6 +102,10 @@ def conv_bn(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module, activation: Optio
     return out if activation is None else ACTIVATIONS[activation](out)
 
 
+# oneDNN's fused conv ops (what inductor's CPU backend emits); absent from builds without oneDNN.
+_ONEDNN_POINTWISE = hasattr(torch.ops.mkldnn, '_convolution_pointwise')
+
+
 def _onednn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether an inference conv may run as oneDNN's fused conv + activation kernel.
 
@@ -109,7 +113,8 @@ def _onednn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
     see it, and exporters, ``torch.compile`` and dispatch-mode tools (FLOP counters) should see
     the plain ops (inductor fuses them itself).
     """
-    return (x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 4
+    return (_ONEDNN_POINTWISE and x.device.type == 'cpu' and x.dtype == torch.float32
+            and x.dim() == 4
             and _get_current_dispatch_mode() is None
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
