@@ -255,7 +255,7 @@ def conv_bn_gelu_chain(x: torch.Tensor,
 
     At inference every norm is folded into its conv; in training with ``nn.BatchNorm2d`` or
     ``nn.SyncBatchNorm`` the chain runs as :class:`ConvBNGELUChain`, which keeps about half the
-    activations.
+    activations. The convs have square stride and padding and no dilation (the FFN's).
     """
     if torch.is_grad_enabled() and all(_chainable(norm) for _, norm in pairs):
         stages, params = [], []
