@@ -1,7 +1,7 @@
 """HRFormer ImageNet classification in MMPretrain: the neck, the official key mapping, the configs.
 
 Everything runs the real MMPretrain on the CPU. The official parity test builds a random checkpoint
-in the official classification layout (from the key lists in the shared reference folder), converts
+in the official classification layout (from the key lists in tests/data/official_keys), converts
 it, and compares the logits with the official head written out by hand below.
 """
 import math

@@ -21,10 +21,10 @@ import mmhrformer  # noqa: F401  (registers mmhrformer.HRFormer into the hosts)
 from mmhrformer import HRFormer
 from mmhrformer.convert import ConversionError, build_in_host, convert, fold_conv_bias
 from mmhrformer.hrformer import relative_position_index, resize_rpe_table
+from official_keys import official_shapes  # tests/official_keys.py
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / 'tools' / 'model_converters' / 'hrformer2mmseg.py'
-KEYS_DIR = ROOT.parent / 'shared' / 'reference' / 'official_keys'
 TINY = (18, 36, 72, 144)
 CLS_HEAD = ('incre_modules', 'downsamp_modules', 'final_layer', 'classifier')
 
@@ -44,14 +44,9 @@ def one_thread():
 
 def random_official_cls(arch='tiny', seed=0):
     """Official cls state dict from the key list: random weights, BN means and variances."""
-    path = KEYS_DIR / f'hrt_{arch}_cls.tsv'
-    if not path.exists():
-        pytest.skip(f'{path} not found')
     g = torch.Generator().manual_seed(seed)
     sd = {}
-    for line in path.read_text().strip().splitlines():
-        key, shape = line.split('\t')
-        shape = [int(s) for s in shape.strip('[]').split(',') if s.strip()]
+    for key, shape in official_shapes(arch).items():
         if key.endswith('num_batches_tracked'):
             sd[key] = torch.tensor(100)
         elif key.endswith('relative_position_index'):
