@@ -196,16 +196,17 @@ def test_ffn_chain_training_matches_autograd():
         torch.testing.assert_close(b, c, msg=name)  # running statistics, batches tracked
 
 
-def test_ffn_chain_bf16_autocast_gradients_close():
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_ffn_chain_autocast_gradients_close(dtype):
     torch.manual_seed(0)
     ffn = randomized_ffn()
     reference = randomized_ffn()
     reference.load_state_dict(ffn.state_dict())
     x = torch.randn(2, 16, 9, 11)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    with torch.autocast('cpu', dtype=dtype):
         out = ffn(x)
         expected = plain_ffn(reference, x)
-    assert out.dtype == expected.dtype == torch.bfloat16
+    assert out.dtype == expected.dtype == dtype
     out.float().square().mean().backward()
     expected.float().square().mean().backward()
     for (name, p), q in zip(ffn.named_parameters(), reference.parameters()):
