@@ -5,7 +5,6 @@ ImageNet checkpoints; the repo ships them so that the layout tests run anywhere,
 """
 from pathlib import Path
 
-
 KEYS_DIR = Path(__file__).resolve().parent / 'data' / 'official_keys'
 ARCH_FILES = {'tiny': 'hrt_tiny_cls.tsv', 'small': 'hrt_small_cls.tsv', 'base': 'hrt_base_cls.tsv'}
 
