@@ -573,8 +573,9 @@ class HRFormerModule(nn.Module):
         window_size (int): Attention window side.
         drop_paths (Sequence[float]): Rate of each block position (shared by all branches).
         upsample_mode (str): ``'nearest'`` (by 2^(j-i), then a bilinear align_corners=True
-            resize to the exact size: official cls / seg) or ``'bilinear'`` (align_corners=False
-            to the exact size: official pose, MMPose).
+            resize to the exact size: official cls / seg) or ``'bilinear'`` (bilinear by
+            2^(j-i), then a bilinear align_corners=False resize to the exact size: official
+            pose; MMPose 1.x at inputs divisible by 32).
         fuse_outputs (Sequence[int], optional): Branches to fuse into; the others are left out
             (``None``) and their outputs are not computed. Default: all.
     """
@@ -626,12 +627,18 @@ class HRFormerModule(nn.Module):
         return fuse_layers
 
     def _upsample(self, x: torch.Tensor, factor: int, size: Tuple[int, int]) -> torch.Tensor:
-        if self.upsample_mode == 'bilinear':
-            return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
-        x = F.interpolate(x, scale_factor=float(factor), mode='nearest')
+        """Both official forks: upsample by the integer factor, then resize to the exact size.
+
+        The second step only changes anything where a branch is not exactly half the one above
+        (inputs not divisible by 32); there eager mode skips it, since a bilinear resize to the
+        same size is the identity for either ``align_corners``.
+        """
+        bilinear = self.upsample_mode == 'bilinear'
+        x = F.interpolate(x, scale_factor=float(factor), mode=self.upsample_mode,
+                          align_corners=False if bilinear else None)
         if exporting() or tuple(x.shape[-2:]) != tuple(size):
-            # A bilinear align_corners=True resize to the same size is the identity: skipped.
-            x = F.interpolate(x, size=size, mode='bilinear', align_corners=True)
+            # cls / seg resize with align_corners=True, pose with False.
+            x = F.interpolate(x, size=size, mode='bilinear', align_corners=not bilinear)
         return x
 
     def forward(self, xs: List[torch.Tensor]) -> List[torch.Tensor]:

@@ -6,8 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from mmhrformer import HRFormer, convert_official_backbone
-from mmhrformer.hrformer import ConvFFN, WindowAttention, conv_bn, relative_position_index
-from official_keys import official_shapes  # tests/official_keys.py
+from mmhrformer.hrformer import (ConvFFN, HRFormerModule, WindowAttention, conv_bn,
+                                 relative_position_index, resize_rpe_table)
+import official_hrt as official  # tests/official_hrt.py
+from official_keys import official_shapes, random_official_state_dict  # tests/official_keys.py
 
 BUFFER_SUFFIXES = ('running_mean', 'running_var', 'num_batches_tracked', 'relative_position_index')
 
@@ -46,12 +48,92 @@ def test_any_input_size(size):
         assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize('mode', ['nearest', 'bilinear'])
-def test_upsample_modes_handle_odd_sizes(mode):
-    model = HRFormer(arch='tiny', upsample_mode=mode).eval()
+def to_official_names(sd):
+    """This package's block names -> the official ones (the test's own inverse mapping)."""
+    return {k.replace('.attn.', '.attn.attn.').replace('.ffn.', '.mlp.'): v for k, v in sd.items()}
+
+
+def randomize_bn(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+    return model
+
+
+# Branch sizes of inputs not divisible by 32: 200x150 -> 50x38, 25x19, 13x10, 7x5; 97x130 -> 25x33,
+# 13x17, 7x9, 4x5; 33x47 -> 9x12, 5x6, 3x3, 2x2.
+ODD_SIZES = [(2, 200, 150), (1, 97, 130), (2, 33, 47)]
+FORK_SETTINGS = {  # fork: (upsample_mode, with_rpe)
+    'cls': ('nearest', True), 'seg': ('nearest', True), 'pose': ('bilinear', False)}
+
+
+def branch_inputs(batch, h, w, channels, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    xs = []
+    for i, c in enumerate(channels):
+        for _ in range(i + 2):
+            h, w = (h + 1) // 2, (w + 1) // 2
+        xs.append(torch.randn(batch, c, h, w, generator=g))
+    return xs
+
+
+@pytest.mark.parametrize('fork', ['cls', 'pose'])  # seg fuses as cls does
+@pytest.mark.parametrize('size', ODD_SIZES + [(2, 64, 96)])
+def test_module_fusion_matches_official_fork(fork, size):
+    mode, with_rpe = FORK_SETTINGS[fork]
+    channels, heads = (8, 16, 32, 64), (1, 2, 2, 4)
+    module = HRFormerModule(channels, heads, 7, (0., 0.), with_rpe, False, mode,
+                            dict(type='BN'), False)
+    for m in module.modules():
+        if isinstance(m, WindowAttention) and with_rpe:
+            torch.nn.init.normal_(m.relative_position_bias_table, std=0.5)
+    randomize_bn(module).eval()
+    xs = branch_inputs(*size, channels)
+    sd = to_official_names({f'm.{k}': v for k, v in module.state_dict().items()})
     with torch.no_grad():
-        outs = model(torch.rand(1, 3, 45, 77))
-    assert [tuple(o.shape[-2:]) for o in outs] == [(12, 20), (6, 10), (3, 5), (2, 3)]
+        ours = module([x.clone() for x in xs])
+        blocks = [official.transformer_block(official.transformer_block(
+            x, sd, f'm.branches.{b}.0', heads[b], 7, with_rpe), sd, f'm.branches.{b}.1', heads[b],
+            7, with_rpe) for b, x in enumerate(xs)]
+        expected = official.fuse(blocks, sd, 'm', fork)
+    for a, b in zip(ours, expected):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture(scope='module')
+def official_tiny():
+    return random_official_state_dict('tiny')
+
+
+@pytest.mark.parametrize('fork', official.FORKS)
+@pytest.mark.parametrize('size', ODD_SIZES)
+def test_backbone_matches_official_fork_at_odd_sizes(official_tiny, fork, size):
+    # seg: window 15 (the paper's B-w15 setting), tables resized from the window-7 weights.
+    mode, with_rpe = FORK_SETTINGS[fork]
+    window = 15 if fork == 'seg' else 7
+    sd = {k: v for k, v in official_tiny.items()
+          if not k.startswith(('incre_modules', 'downsamp_modules', 'final_layer', 'classifier'))}
+    if fork == 'seg':
+        sd = {k: resize_rpe_table(v, 15) if k.endswith('relative_position_bias_table') else v
+              for k, v in sd.items()}
+    model = HRFormer(arch='tiny', window_size=window, with_rpe=with_rpe, upsample_mode=mode)
+    state = convert_official_backbone(sd)
+    if not with_rpe:
+        state = {k: v for k, v in state.items() if not k.endswith('relative_position_bias_table')}
+    model.load_state_dict(state, strict=True)
+    x = torch.randn(*size[:1], 3, *size[1:])
+    with torch.no_grad():
+        ours = model.eval()(x)
+        expected = official.official_backbone(x, sd, (1, 2, 4, 8), window, fork)
+    for a, b in zip(ours, expected):
+        assert a.shape == b.shape
+        # Outputs reach ~10-30 in magnitude; float32 rounding of two summation orders.
+        torch.testing.assert_close(a, b, atol=2e-4, rtol=1e-4)
 
 
 def test_upsample_modes_differ():
@@ -63,34 +145,6 @@ def test_upsample_modes_differ():
         assert not torch.allclose(a(x)[0], b(x)[0])
 
 
-def reference_window_attention(attn: WindowAttention, x: torch.Tensor, pad_mask: bool = False):
-    """Straight transcription of the official algorithm: pad, windows, q*scale, q@k^T + bias."""
-    b, h, w_, c = x.shape
-    w = attn.window_size
-    pad_h, pad_w = math.ceil(h / w) * w - h, math.ceil(w_ / w) * w - w_
-    top, left = pad_h // 2, pad_w // 2
-    xp = F.pad(x, (0, 0, left, pad_w - left, top, pad_h - top))
-    valid = F.pad(torch.ones(1, h, w_, 1), (0, 0, left, pad_w - left, top, pad_h - top))
-    hp, wp = xp.shape[1:3]
-    heads, d = attn.num_heads, c // attn.num_heads
-    out = torch.zeros_like(xp)
-    bias = attn.relative_position_bias_table[relative_position_index(w).view(-1)].view(
-        w * w, w * w, heads).permute(2, 0, 1)
-    for i in range(0, hp, w):
-        for j in range(0, wp, w):
-            tokens = xp[:, i:i + w, j:j + w].reshape(b, w * w, c)  # row-major inside the window
-            keep = valid[:, i:i + w, j:j + w].reshape(1, 1, 1, w * w)
-            q = (attn.q_proj(tokens) * d**-0.5).view(b, -1, heads, d).transpose(1, 2)
-            k = attn.k_proj(tokens).view(b, -1, heads, d).transpose(1, 2)
-            v = attn.v_proj(tokens).view(b, -1, heads, d).transpose(1, 2)
-            logits = q @ k.transpose(-2, -1) + bias
-            if pad_mask:
-                logits = logits.masked_fill(keep == 0, float('-inf'))
-            o = (logits.softmax(-1) @ v).transpose(1, 2).reshape(b, w, w, c)
-            out[:, i:i + w, j:j + w] = attn.out_proj(o)
-    return out[:, top:top + h, left:left + w_]
-
-
 @pytest.mark.parametrize('size', [(14, 21), (10, 17), (5, 3)])
 @pytest.mark.parametrize('pad_mask', [False, True])
 def test_window_attention_matches_official_algorithm(size, pad_mask):
@@ -98,8 +152,9 @@ def test_window_attention_matches_official_algorithm(size, pad_mask):
     torch.nn.init.normal_(attn.relative_position_bias_table, std=1.0)
     x = torch.randn(2, *size, 16)
     with torch.no_grad():
-        torch.testing.assert_close(attn(x), reference_window_attention(attn, x, pad_mask),
-                                   atol=1e-5, rtol=1e-5)
+        sd = {f'attn.{k}': v for k, v in attn.state_dict().items()}
+        expected = official.window_attention(x, sd, 'attn', 2, 7, pad_mask=pad_mask)
+        torch.testing.assert_close(attn(x), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_pad_mask_changes_only_padded_windows():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from official_keys import official_shapes
+from official_keys import official_shapes, random_official_state_dict
 
 from mmhrformer import (ARCH_ZOO, HRFormer, HRFormerClsNeck, convert_official_backbone,
                         convert_official_classifier)
@@ -44,38 +44,6 @@ def classifier_cfg(arch, num_classes=1000, **head):
 def build(cfg):
     from mmpretrain.registry import MODELS
     return MODELS.build(cfg)
-
-
-def random_official_state_dict(arch):
-    """Random weights in the official layout, BN running statistics random too."""
-    shapes = official_shapes(arch)
-    g = torch.Generator().manual_seed(1)
-    sd = {}
-    for key, shape in shapes.items():
-        prefix = key.rsplit('.', 1)[0] + '.'
-        is_bn = prefix + 'running_mean' in shapes
-        if key.endswith('num_batches_tracked'):
-            value = torch.tensor(1000)
-        elif key.endswith('relative_position_index'):
-            value = torch.randint(0, 10, shape, generator=g)  # derived: the converter drops it
-        elif key.endswith('running_var'):
-            value = torch.rand(shape, generator=g) + 0.5
-        elif key.endswith('running_mean'):
-            value = torch.randn(shape, generator=g) * 0.2
-        elif key == 'classifier.weight':
-            # Random BN statistics let the pooled features grow to ~100; a small classifier keeps
-            # the logits at a realistic scale (a few units), where float32 rounding is ~1e-6.
-            value = torch.randn(shape, generator=g) * 1e-3
-        elif is_bn and key.endswith('weight'):
-            value = torch.rand(shape, generator=g) + 0.5
-        elif len(shape) >= 2 and not key.endswith('relative_position_bias_table'):
-            value = torch.randn(shape, generator=g) / math.sqrt(math.prod(shape[1:]))
-        else:  # biases, LayerNorm affine, relative position bias tables
-            value = torch.randn(shape, generator=g) * 0.2
-            if key.endswith('weight'):
-                value += 1
-        sd[key] = value
-    return sd
 
 
 # ---- The official head, written out from the layout facts, official key names. ----

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 
 import mmhrformer  # noqa: F401  (registers mmhrformer.HRFormer into the hosts)
 from mmhrformer import HRFormer
-from mmhrformer.convert import ConversionError, build_in_host, convert, fold_conv_bias
+import official_hrt  # tests/official_hrt.py
+from mmhrformer.convert import ConversionError, build_in_host, convert, fold_conv_bias, strip
 from mmhrformer.hrformer import relative_position_index, resize_rpe_table
-from official_keys import official_shapes  # tests/official_keys.py
+from official_keys import official_shapes, random_official_state_dict  # tests/official_keys.py
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / 'tools' / 'model_converters' / 'hrformer2mmseg.py'
@@ -42,27 +43,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def random_official_cls(arch='tiny', seed=0):
-    """Official cls state dict from the key list: random weights, BN means and variances."""
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-    for key, shape in official_shapes(arch).items():
-        if key.endswith('num_batches_tracked'):
-            sd[key] = torch.tensor(100)
-        elif key.endswith('relative_position_index'):
-            sd[key] = relative_position_index(int(round(shape[0]**0.5)))
-        elif key.endswith('running_var'):
-            sd[key] = torch.rand(shape, generator=g) + 0.5
-        elif key.endswith('running_mean'):
-            sd[key] = torch.randn(shape, generator=g) * 0.2
-        else:
-            sd[key] = torch.randn(shape, generator=g) * 0.1
-    return sd
-
-
 @pytest.fixture(scope='module')
 def official():
-    return random_official_cls()
+    return random_official_state_dict('tiny', seed=0)
 
 
 def training_checkpoint(sd):
@@ -230,7 +213,7 @@ def test_window_size_resizes_every_table(official, tmp_path, capsys):
 
 @pytest.mark.parametrize('arch,params', [('small', 7.891e6), ('base', 44.041e6)])
 def test_arch_found_from_shapes(arch, params):
-    state, meta = convert({'model': random_official_cls(arch)}, arch=arch[0])
+    state, meta = convert({'model': random_official_state_dict(arch)}, arch=arch[0])
     assert meta['model_settings']['arch'] == arch
     count = sum(v.numel() for k, v in state.items()
                 if v.is_floating_point() and not k.endswith(('running_mean', 'running_var')))
@@ -339,13 +322,22 @@ def test_official_seg_gives_openseg_logits(official, tmp_path, capsys):
                      dict(type='OCRHead', channels=512, ocr_channels=256, **heads)],
         test_cfg=dict(mode='whole'))).eval()
     model.load_state_dict(ckpt['state_dict'], strict=True)
-    with torch.no_grad():
-        feats = model.extract_feat(torch.randn(1, 3, 64, 96))
-        aux = model.decode_head[0].forward(feats)
-        logits = model.decode_head[1].forward(feats, aux)
-        expected, expected_aux = openseg_heads(checkpoint['state_dict'], feats)
-    torch.testing.assert_close(aux, expected_aux, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+    # openseg's backbone (tests/official_hrt.py) and heads, at a size divisible by 32 and at an
+    # odd one, where the fusion's exact resize and the heads' resize_concat matter.
+    source = {k[len('module.backbone.'):]: v for k, v in checkpoint['state_dict'].items()
+              if k.startswith('module.backbone.')}
+    for size in ((64, 96), (97, 130)):
+        x = torch.randn(1, 3, *size)
+        with torch.no_grad():
+            feats = model.extract_feat(x)
+            expected_feats = official_hrt.official_backbone(x, source, (1, 2, 4, 8), 15, 'seg')
+            aux = model.decode_head[0].forward(feats)
+            logits = model.decode_head[1].forward(feats, aux)
+            expected, expected_aux = openseg_heads(checkpoint['state_dict'], expected_feats)
+        for ours, theirs in zip(feats, expected_feats):
+            torch.testing.assert_close(ours, theirs, atol=2e-4, rtol=1e-4)
+        torch.testing.assert_close(aux, expected_aux, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_conv_bias_folds_exactly_into_bn():
@@ -380,16 +372,18 @@ def pose_estimator(with_rpe):
                   loss=dict(type='KeypointMSELoss')))).eval()
 
 
-def check_heatmaps(model, reference_backbone, state):
-    x = torch.randn(1, 3, 128, 96)  # exact halvings down to 4x3, for MMPose; windows padded
+def check_heatmaps(model, reference_backbone, state, size=(128, 96)):
+    """The estimator's heatmaps equal the reference backbone's features through the 1x1 head."""
+    x = torch.randn(2, 3, *size)
     with torch.no_grad():
         heatmaps = model(x, None, mode='tensor')
         features = reference_backbone(x)
         assert len(features) == 1
         expected = F.conv2d(features[0], state['head.final_layer.weight'],
                             state['head.final_layer.bias'])
-    assert heatmaps.shape == (1, 17, 32, 24)
+    assert heatmaps.shape == (2, 17, (size[0] + 3) // 4, (size[1] + 3) // 4)
     torch.testing.assert_close(heatmaps, expected, atol=1e-5, rtol=1e-5)
+    return (heatmaps - expected).abs().max().item()
 
 
 def test_official_pose_to_topdown(official, tmp_path, capsys):
@@ -410,10 +404,25 @@ def test_official_pose_to_topdown(official, tmp_path, capsys):
     assert not any('relative_position' in k for k in ckpt['state_dict'])
     model = pose_estimator(with_rpe=False)
     model.load_state_dict(ckpt['state_dict'], strict=True)
+
+    # Against the official pose code (tests/official_hrt.py), at a size divisible by 32 and at
+    # odd sizes, where its two-step upsampling (x2^k, then a resize) decides the numbers.
+    source = strip(sd, 'backbone.')
+
+    def official_pose(x):
+        return official_hrt.official_backbone(x, source, (1, 2, 4, 8), 7, 'pose')
+
+    for size in ((128, 96), (200, 150), (97, 130)):
+        check_heatmaps(model, official_pose, ckpt['state_dict'], size)
+    # MMPose 1.x's HRFormer agrees where it runs; at 200x150 its fixed-factor upsampling makes
+    # branches of different sizes (50x38 vs 52x40) and it cannot run at all.
     reference = mmpose_hrformer('bilinear', with_rpe=False, multiscale=False)
     load_into_mmpose(reference, {k[len('backbone.'):]: v for k, v in ckpt['state_dict'].items()
                                  if k.startswith('backbone.')})
     check_heatmaps(model, reference, ckpt['state_dict'])
+    with pytest.raises(RuntimeError, match='size of tensor'):
+        with torch.no_grad():
+            reference(torch.randn(1, 3, 200, 150))
 
 
 def test_mmpose_backbone_round_trip(tmp_path, capsys):
