@@ -4,24 +4,18 @@
 # epochs are the official recipe. Deviation: MMPose 1.x's augmentation (RandomBBoxTransform) also
 # shifts the box (p 0.3) and draws rotation (+-80 deg, p 0.6) and scale (0.5-1.5) from truncated
 # unit normals; the official 0.x pipeline did not shift and used N(0, 40 deg) and N(1, 0.5),
-# clipped. Official: drop path 0.3 and 8 images per GPU; MMPose 1.x uses 0.2 and 32.
+# clipped.
 _base_ = [
     'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
-    'td-hm_hrformer-base_8xb32-210e_coco-384x288.py'
+    'td-hm_hrformer-base_8xb32-210e_coco-384x288.py',
+    '../_base_/models/td-hm_hrformer.py',
 ]
-custom_imports = dict(imports=['mmhrformer'], allow_failed_imports=False)
 
 # ImageNet weights: tools/model_converters/hrformer2mmseg.py hrt_base.pth
 # checkpoints/hrformer-b_in1k.pth
 pretrained = 'checkpoints/hrformer-b_in1k.pth'
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmhrformer.HRFormer',  # the bare 'HRFormer' is MMPose's own
-        arch='base',
-        drop_path_rate=0.3,
-        upsample_mode='bilinear',  # as the official pose code and MMPose
-        out_indices=(0, ),
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+# Official: drop path 0.3 and 8 images per GPU; MMPose 1.x uses 0.2 and 32.
+model = dict(backbone=dict(
+    _base_.hrformer_backbone, arch='base', drop_path_rate=0.3,
+    init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
 train_dataloader = dict(batch_size=8)

@@ -7,20 +7,13 @@
 # clipped.
 _base_ = [
     'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
-    'td-hm_hrformer-small_8xb32-210e_coco-384x288.py'
+    'td-hm_hrformer-small_8xb32-210e_coco-384x288.py',
+    '../_base_/models/td-hm_hrformer.py',
 ]
-custom_imports = dict(imports=['mmhrformer'], allow_failed_imports=False)
 
 # ImageNet weights: tools/model_converters/hrformer2mmseg.py hrt_small.pth
 # checkpoints/hrformer-s_in1k.pth
 pretrained = 'checkpoints/hrformer-s_in1k.pth'
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmhrformer.HRFormer',  # the bare 'HRFormer' is MMPose's own
-        arch='small',
-        drop_path_rate=0.1,
-        upsample_mode='bilinear',  # as the official pose code and MMPose
-        out_indices=(0, ),
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+model = dict(backbone=dict(
+    _base_.hrformer_backbone, arch='small', drop_path_rate=0.1,
+    init_cfg=dict(type='Pretrained', checkpoint=pretrained)))

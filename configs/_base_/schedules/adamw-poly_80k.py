@@ -2,10 +2,11 @@
 # 1e-4 --lr_policy warm_lambda_poly --group_method decay): AdamW lr 1e-4, betas (0.9, 0.999), wd
 # 0.01 with no decay on norms, biases and the relative position bias tables; 1500 linear warm-up
 # iterations from 1e-6 x lr, then poly 0.9 to the last iteration; mixed precision (AmpOptimWrapper,
-# needs a GPU). Loops, hooks and checkpointing come from MMSeg's 80k schedule; each dataset base
-# sets its length.
+# needs a GPU). Loops, hooks and checkpointing come from MMSeg's 80k schedule (validation and a
+# checkpoint every 8k iterations); adamw-poly_{60k,150k}.py change the length.
 _base_ = ['mmseg::_base_/schedules/schedule_80k.py']
-optimizer = dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01)
+# Replaced whole. MMSeg's schedule also leaves its SGD ``optimizer`` variable in the config: unused,
+# the runner builds ``optim_wrapper`` alone.
 optim_wrapper = dict(
     _delete_=True,
     type='AmpOptimWrapper',
