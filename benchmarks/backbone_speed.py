@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmengine.logging import MMLogger  # noqa: E402
 
 from mmhrformer import ARCH_ZOO, HRFormer  # noqa: E402
-from mmhrformer.convert import mmpose_to_ours  # noqa: E402
+from mmhrformer.checkpoint import mmpose_backbone_cfg, mmpose_to_ours  # noqa: E402
 
 MMLogger.get_instance('mmengine').setLevel(logging.ERROR)
 
@@ -41,19 +41,9 @@ MMLogger.get_instance('mmengine').setLevel(logging.ERROR)
 def mmpose_hrformer(arch: str):
     """MMPose 1.x's HRFormer with the same structure as our ``arch``."""
     from mmpose.models.backbones import HRFormer as MMPoseHRFormer
-    a = ARCH_ZOO[arch]
-    extra = dict(drop_path_rate=0.0, with_rpe=True,
-                 upsample=dict(mode='bilinear', align_corners=False),
-                 stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(2, ),
-                             num_channels=(64, )))
-    for s in range(3):
-        n = s + 2
-        extra[f'stage{n}'] = dict(num_modules=a['num_modules'][s], num_branches=n,
-                                  block='HRFORMERBLOCK', window_sizes=(7, ) * n,
-                                  num_heads=a['num_heads'][:n], mlp_ratios=(4, ) * n,
-                                  num_blocks=(2, ) * n, num_channels=a['channels'][:n],
-                                  multiscale_output=True)
-    return MMPoseHRFormer(extra=extra, norm_cfg=dict(type='BN'))
+    cfg = mmpose_backbone_cfg(arch)
+    cfg.pop('type')
+    return MMPoseHRFormer(**cfg)
 
 
 def build_pair(arch: str, device: str):

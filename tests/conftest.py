@@ -1,8 +1,13 @@
+"""Fixtures shared by the whole suite. Helper modules: ``official.py`` (the official code
+transcribed, the checkpoints' facts), ``builders.py`` (host-side inputs and reference models),
+``dist_cpu.py`` (two-process runs on the CPU)."""
 import logging
 
 import pytest
 import torch
 from mmengine.logging import MMLogger
+
+import official
 
 
 @pytest.fixture(autouse=True, scope='session')
@@ -15,3 +20,9 @@ def quiet_mmengine():
 @pytest.fixture(autouse=True)
 def seeded():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope='module')
+def official_tiny():
+    """A random official HRFormer-T classification state dict (official key names)."""
+    return official.random_state_dict('tiny', seed=0)

@@ -6,7 +6,9 @@ import pytest
 import torch
 from mmengine.config import ConfigDict
 
+from builders import randomize_bn  # tests/builders.py
 from mmhrformer import HRFormer
+from mmhrformer.checkpoint import ocrnet_cfg
 
 # One module per stage: every code path of the full models, at a fraction of the export time.
 MINI = dict(num_modules=(1, 1, 1), channels=(8, 16, 32, 64), num_heads=(1, 2, 2, 4))
@@ -16,19 +18,11 @@ def mini_ocrnet():
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    norm_cfg = dict(type='BN', requires_grad=True)
-    channels = list(MINI['channels'])
-    heads = [
-        dict(type='FCNHead', in_channels=channels, channels=sum(channels), in_index=(0, 1, 2, 3),
-             input_transform='resize_concat', kernel_size=1, num_convs=1, concat_input=False,
-             dropout_ratio=-1, num_classes=4, norm_cfg=norm_cfg, align_corners=False),
-        dict(type='OCRHead', in_channels=channels, in_index=(0, 1, 2, 3),
-             input_transform='resize_concat', channels=32, ocr_channels=16, dropout_ratio=-1,
-             num_classes=4, norm_cfg=norm_cfg, align_corners=False),
-    ]
-    model = MODELS.build(ConfigDict(
-        type='CascadeEncoderDecoder', num_stages=2, backbone=dict(type='HRFormer', arch=MINI),
-        decode_head=heads, test_cfg=dict(mode='whole')))
+    # align_corners=False: with True, MMSeg's resize() calls int() on the sizes (for a warning),
+    # which fixes them while torch.export traces, and the dynamic-size export fails inside MMSeg.
+    model = MODELS.build(ConfigDict(ocrnet_cfg(dict(type='HRFormer', arch=MINI), num_classes=4,
+                                               channels=MINI['channels'], head_channels=32,
+                                               ocr_channels=16, align_corners=False)))
     model.init_weights()
     return model.eval()
 
@@ -43,13 +37,6 @@ class SegLogitsAndFeatures(torch.nn.Module):
     def forward(self, img):
         feats = self.segmentor.extract_feat(img)
         return (self.segmentor._forward(img), *feats)
-
-
-def randomize_bn(model):
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
 
 
 def onnx_outputs(path, x):
@@ -117,7 +104,7 @@ def test_torch_compile_training_block():
     # Graph capture and AOT autograd of a training step through one block (the custom FFN
     # conv-BN-GELU chain function included), gradients equal to eager; the aot_eager backend
     # skips inductor's C++ build, which the inference test covers.
-    from mmhrformer.hrformer import HRFormerBlock
+    from mmhrformer.models.backbones.hrformer import HRFormerBlock
     block = HRFormerBlock(16, 2, 7, 0.0, True, False, dict(type='BN')).train()
     x = torch.randn(2, 16, 10, 17).contiguous(memory_format=torch.channels_last)
     compiled = torch.compile(block, backend='aot_eager', fullgraph=True)

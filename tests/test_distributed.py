@@ -71,7 +71,7 @@ def test_two_rank_training_keeps_ranks_identical(tmp_path):
 def _sync_bn_ffn_rank(rank, world, init_file, result_file):
     import torch.distributed as dist
 
-    from mmhrformer.hrformer import ConvFFN
+    from mmhrformer.models.backbones.hrformer import ConvFFN
     dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
                             world_size=world)
     torch.manual_seed(0)
@@ -96,7 +96,7 @@ def test_sync_bn_ffn_chain_matches_one_process_batch_norm(tmp_path):
     # BatchNorm computes on the whole batch: outputs, input and parameter gradients, statistics.
     import torch.multiprocessing as mp
 
-    from mmhrformer.hrformer import ConvFFN
+    from mmhrformer.models.backbones.hrformer import ConvFFN
     result = tmp_path / 'rank0.pt'
     mp.spawn(_sync_bn_ffn_rank, args=(2, str(tmp_path / 'init'), str(result)), nprocs=2)
     synced = torch.load(result)

@@ -3,7 +3,7 @@
     python tools/model_converters/hrformer2mmseg.py SRC DST [--full-classifier] [--window-size N]
                                                     [--arch {tiny,small,base}] [--unsafe-load]
 
-The source layout is found from the keys (mapping rules: ``mmhrformer/convert.py``):
+The source layout is found from the keys (mapping rules: ``mmhrformer/checkpoint/layouts.py``):
 
 - official cls (``{'model': ...}``): backbone weights for ``init_cfg=dict(type='Pretrained',
   checkpoint=DST)``; ``--full-classifier``: a whole MMPretrain ``ImageClassifier``.
@@ -41,7 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mmhrformer.convert import ConversionError, convert, name_keys  # noqa: E402
+from mmhrformer.checkpoint import ConversionError, convert, name_keys  # noqa: E402
 
 
 def load(src: str, unsafe: bool = False):

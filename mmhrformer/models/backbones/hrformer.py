@@ -2,31 +2,39 @@
 
 HRNet's parallel multi-resolution branches, with each residual unit replaced by a transformer block:
 local-window self-attention with a relative position bias, then a depthwise-conv FFN. Paper:
-https://arxiv.org/abs/2110.09408.
+https://arxiv.org/abs/2110.09408; official code: https://github.com/HRNet/HRFormer (MIT), whose
+module names this file keeps, so that official weights map by renames alone
+(:mod:`mmhrformer.checkpoint`).
 
-Parameter names follow the official classification checkpoints one to one, except two renames
-(``attn.attn.`` -> ``attn.``, ``mlp.`` -> ``ffn.``) that :func:`convert_official_backbone` applies;
-``relative_position_index`` is rebuilt rather than stored.
+This file holds the architecture only. A forward pass: stem (two stride-2 3x3 convs) -> stage 1
+(two bottlenecks) -> for stages 2-4: a transition opens a new branch at half resolution, then
+modules of transformer blocks per branch, each module ending in a fusion across branches. Feature
+maps stay in ``channels_last`` memory, so the (B, H, W, C) token view that LayerNorm and attention
+need is a free permute.
 
-Speed comes from layout and fusion, not from a second code path: feature maps run in
-``channels_last`` memory so the token view every LayerNorm and attention needs is a free permute,
-q/k/v are one GEMM, each branch's windows go through one ``scaled_dot_product_attention`` call with
-the bias as an additive mask, at inference every conv followed by a BatchNorm runs as one folded
-conv (on a CPU with its activation and residual add in the same oneDNN kernel), and in training the
-FFN's conv-BN-GELU chain keeps only the conv outputs for the backward pass.
+Where faster kernels may replace the reference ops (all in :mod:`mmhrformer.layers`, same outputs
+up to float32 rounding):
+
+* every conv followed by a BatchNorm goes through ``conv_bn`` / ``ConvNormSequential``: at
+  inference the BN is folded into the conv, and on a CPU the activation and residual add run in
+  oneDNN's fused kernel (``set_fused_kernels(False)`` turns that off);
+* the FFN's three conv-BN-GELU steps go through ``conv_bn_gelu_chain``: in training one autograd
+  function that keeps only the conv outputs;
+* attention is one ``F.scaled_dot_product_attention`` call per branch, q / k / v one GEMM.
 """
-import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils._python_dispatch import _get_current_dispatch_mode
 from torch.utils.checkpoint import checkpoint
+
+from ...layers import (Bottleneck, ConvNormSequential, DropPath, build_norm, conv_bn,
+                       conv_bn_gelu_chain, is_exporting, relative_position_index,
+                       resize_rpe_table)
 
 # Branch layout of stages 2-4; stage 1 (two 64-plane bottlenecks) is the same for every arch.
 ARCH_ZOO: Dict[str, dict] = {
@@ -43,324 +51,12 @@ STEM_CHANNELS = 64
 STAGE1_PLANES = 64
 STAGE1_BLOCKS = 2
 UPSAMPLE_MODES = ('nearest', 'bilinear')
-
-
-def build_norm(norm_cfg: dict, num_features: int) -> nn.Module:
-    """Builds a 2D norm layer from an MMCV-style ``norm_cfg`` (BN, SyncBN, GN, ...)."""
-    from mmengine.registry import MODELS
-    cfg = dict(norm_cfg)
-    requires_grad = cfg.pop('requires_grad', True)
-    layer_type = cfg.pop('type')
-    if layer_type in ('BN', 'BN2d'):
-        layer = nn.BatchNorm2d(num_features, **cfg)
-    elif layer_type == 'SyncBN':
-        layer = nn.SyncBatchNorm(num_features, **cfg)
-    elif layer_type == 'GN':
-        layer = nn.GroupNorm(num_channels=num_features, **cfg)
-    else:
-        norm_cls = MODELS.get(layer_type)
-        if norm_cls is None:
-            raise KeyError(f'HRFormer: unknown norm type {layer_type!r} in norm_cfg')
-        layer = norm_cls(num_features, **cfg)
-    for p in layer.parameters():
-        p.requires_grad = requires_grad
-    return layer
-
-
-ACTIVATIONS = {'relu': F.relu, 'gelu': F.gelu}
-
-
-def conv_bn(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module, activation: Optional[str] = None,
-            residual: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``activation(norm(conv(x)) + residual)``, the activation and the residual optional.
-
-    At inference a BatchNorm is folded into the conv, and on a CPU the activation and the residual
-    add run inside the conv's oneDNN kernel: one pass over the output instead of up to three.
-    """
-    if norm.training or not isinstance(norm, _BatchNorm) or norm.running_var is None:
-        out = norm(conv(x))
-    else:
-        scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
-        weight = conv.weight * scale.reshape(-1, 1, 1, 1)
-        bias = norm.bias - norm.running_mean * scale
-        if conv.bias is not None:
-            bias = bias + conv.bias * scale
-        # oneDNN's conv + add kernel takes no GELU after the add.
-        if _onednn_fusable(x, weight) and not (residual is not None and activation == 'gelu'):
-            args = (weight, bias, list(conv.padding), list(conv.stride), list(conv.dilation),
-                    conv.groups)
-            # GELU's algorithm 'none' is the exact (erf) form, as F.gelu's default.
-            algorithm = 'none' if activation == 'gelu' else ''
-            if residual is None:
-                return torch.ops.mkldnn._convolution_pointwise(x, *args, activation or 'none', [],
-                                                               algorithm)
-            return torch.ops.mkldnn._convolution_pointwise.binary(
-                x, residual, *args, 'add', None, activation, [], algorithm)
-        out = F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
-    if residual is not None:
-        out = out + residual
-    return out if activation is None else ACTIVATIONS[activation](out)
-
-
-# oneDNN's fused conv ops (what inductor's CPU backend emits); absent from builds without oneDNN.
-_ONEDNN_POINTWISE = hasattr(torch.ops.mkldnn, '_convolution_pointwise')
-
-
-def _onednn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether an inference conv may run as oneDNN's fused conv + activation kernel.
-
-    Only in eager fp32 CPU inference: the fused op has no autograd formula, autocast would not
-    see it, and exporters, ``torch.compile`` and dispatch-mode tools (FLOP counters) should see
-    the plain ops (inductor fuses them itself).
-    """
-    return (_ONEDNN_POINTWISE and x.device.type == 'cpu' and x.dtype == torch.float32
-            and x.dim() == 4
-            and _get_current_dispatch_mode() is None
-            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
-            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-            and not torch.is_autocast_enabled('cpu') and not exporting()
-            and not torch.jit.is_scripting() and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling())
-
-
-class ConvBNGELUChain(torch.autograd.Function):
-    """Training-mode ``gelu(batch_norm(conv(x)))``, stage after stage, keeping only conv outputs.
-
-    Autograd would keep, per stage, the conv's input (the previous GELU's output), the conv's
-    output (the norm's input) and the norm's output (the GELU's input). This keeps the chain's
-    input and each conv's output; the backward pass recomputes norm + GELU from them, which is
-    elementwise work. In the FFN (C -> 4C -> 4C -> C) that is 10 C kept per token instead of 18 C.
-
-    ``stages`` holds per stage ``(stride, padding, groups, momentum, eps, process_group)``, the
-    group set for a SyncBatchNorm whose statistics span several processes; ``params`` per stage
-    the conv weight and bias (or None), the norm weight and bias, and its running mean and
-    variance, which the forward pass updates as the norm module would.
-    """
-
-    @staticmethod
-    def forward(ctx, x, stages, *params):
-        conv_outs, stats, counts = [], [], []
-        h = x
-        for i, (stride, padding, groups, momentum, eps, group) in enumerate(stages):
-            weight, bias, norm_weight, norm_bias, running_mean, running_var = params[6 * i:][:6]
-            z = F.conv2d(h, weight, bias, stride, padding, 1, groups)
-            if group is None:
-                y, mean, invstd = torch.native_batch_norm(z, norm_weight, norm_bias, running_mean,
-                                                          running_var, True, momentum, eps)
-                count = None
-            else:
-                mean, invstd, count = _synced_batch_stats(z, running_mean, running_var, momentum,
-                                                          eps, group)
-                y = _batch_norm_apply(z, mean, invstd, norm_weight, norm_bias)
-            h = F.gelu(y)
-            conv_outs.append(z)
-            stats += [mean, invstd]
-            counts.append(count)
-        ctx.stages, ctx.counts = stages, counts
-        ctx.save_for_backward(x, *conv_outs, *stats, *params)
-        return h
-
-    @staticmethod
-    def backward(ctx, grad):
-        n = len(ctx.stages)
-        saved = ctx.saved_tensors
-        x, conv_outs = saved[0], saved[1:n + 1]
-        stats, params = saved[n + 1:3 * n + 1], saved[3 * n + 1:]
-        needs = ctx.needs_input_grad[2:]  # per parameter, after x and stages
-        grads = [None] * len(params)
-        norm_out = None  # the recomputed norm output of the stage being differentiated
-        for i in reversed(range(n)):
-            stride, padding, groups, _, eps, group = ctx.stages[i]
-            weight, bias, norm_weight, norm_bias = params[6 * i:6 * i + 4]
-            z, (mean, invstd) = conv_outs[i], stats[2 * i:2 * i + 2]
-            y = norm_out if norm_out is not None else _batch_norm_apply(z, mean, invstd,
-                                                                        norm_weight, norm_bias)
-            grad_y = torch.ops.aten.gelu_backward(grad, y.to(grad.dtype))
-            if group is None:
-                grad_z, grad_nw, grad_nb = torch.ops.aten.native_batch_norm_backward(
-                    grad_y, z, norm_weight, None, None, mean, invstd, True, eps,
-                    [True, needs[6 * i + 2], needs[6 * i + 3]])
-            else:
-                grad_z, grad_nw, grad_nb = _synced_batch_norm_backward(
-                    grad_y, z, mean, invstd, norm_weight, ctx.counts[i], group)
-            grads[6 * i + 2], grads[6 * i + 3] = grad_nw, grad_nb
-            if i > 0:
-                z_in, (mean_in, invstd_in) = conv_outs[i - 1], stats[2 * i - 2:2 * i]
-                norm_out = _batch_norm_apply(z_in, mean_in, invstd_in, *params[6 * i - 4:6 * i - 2])
-                conv_in = F.gelu(norm_out).to(z.dtype)
-            else:
-                conv_in = x.to(z.dtype)  # autocast ran the first conv in z's dtype
-            grad, grad_w, grad_b = torch.ops.aten.convolution_backward(
-                grad_z, conv_in, weight.to(z.dtype), None if bias is None else [bias.shape[0]],
-                [stride] * 2, [padding] * 2, [1, 1], False, [0, 0], groups,
-                [i > 0 or ctx.needs_input_grad[0], needs[6 * i],
-                 bias is not None and needs[6 * i + 1]])
-            grads[6 * i] = None if grad_w is None else grad_w.to(weight.dtype)
-            grads[6 * i + 1] = None if grad_b is None else grad_b.to(bias.dtype)
-        grad_x = None if grad is None else grad.to(x.dtype)
-        return (grad_x, None, *grads)
-
-
-def _batch_norm_apply(z, mean, invstd, weight, bias) -> torch.Tensor:
-    """The training-mode norm output from its input and batch statistics, in one pass."""
-    scale = invstd * weight
-    shift = bias - mean * scale
-    shape = (1, -1, 1, 1)
-    return torch.addcmul(shift.to(z.dtype).view(shape), z, scale.to(z.dtype).view(shape))
-
-
-def _synced_batch_stats(z, running_mean, running_var, momentum, eps, group):
-    """Mean, inverse std and element count per channel over every process's batch.
-
-    Each process's mean and variance are gathered and merged (parallel-variance formula), and the
-    running statistics are updated with the unbiased variance, as ``nn.SyncBatchNorm`` does.
-    """
-    var, mean = torch.var_mean(z.float(), dim=(0, 2, 3), correction=0)
-    channels = mean.numel()
-    local = torch.cat([mean, var, mean.new_full((1, ), z.numel() // channels)])
-    gathered = [torch.empty_like(local) for _ in range(dist.get_world_size(group))]
-    dist.all_gather(gathered, local, group=group)
-    gathered = torch.stack(gathered)
-    means, variances, counts = gathered[:, :channels], gathered[:, channels:-1], gathered[:, -1:]
-    total = counts.sum()
-    mean = (means * counts).sum(0) / total
-    var = ((variances + (means - mean)**2) * counts).sum(0) / total
-    count = int(total.item())
-    with torch.no_grad():
-        running_mean.lerp_(mean.to(running_mean.dtype), momentum)
-        unbiased = var * (count / max(count - 1, 1))
-        running_var.lerp_(unbiased.to(running_var.dtype), momentum)
-    return mean, torch.rsqrt(var + eps), count
-
-
-def _synced_batch_norm_backward(grad_y, z, mean, invstd, weight, count, group):
-    """Gradients of a SyncBatchNorm's input (summed statistics over every process) and of its
-    weight and bias (this process's share; data parallelism sums them as any parameter's)."""
-    shape = (1, -1, 1, 1)
-    grad_y, centred = grad_y.float(), z.float() - mean.view(shape)
-    sum_dy = grad_y.sum((0, 2, 3))
-    sum_dy_xmu = (grad_y * centred).sum((0, 2, 3))
-    grad_weight, grad_bias = sum_dy_xmu * invstd, sum_dy.clone()
-    sums = torch.cat([sum_dy, sum_dy_xmu])
-    dist.all_reduce(sums, group=group)
-    sum_dy, sum_dy_xmu = sums.chunk(2)
-    grad_z = (grad_y - (sum_dy / count).view(shape) - centred *
-              (invstd**2 * sum_dy_xmu / count).view(shape)) * (invstd * weight).view(shape)
-    return grad_z.to(z.dtype), grad_weight.to(weight.dtype), grad_bias.to(weight.dtype)
-
-
-def conv_bn_gelu_chain(x: torch.Tensor,
-                       pairs: Sequence[Tuple[nn.Conv2d, nn.Module]]) -> torch.Tensor:
-    """``gelu(norm(conv(x)))`` for each (conv, norm) pair in turn.
-
-    At inference every norm is folded into its conv; in training with ``nn.BatchNorm2d`` or
-    ``nn.SyncBatchNorm`` the chain runs as :class:`ConvBNGELUChain`, which keeps about half the
-    activations. The convs have square stride and padding and no dilation (the FFN's).
-    """
-    if torch.is_grad_enabled() and all(_chainable(norm) for _, norm in pairs):
-        stages, params = [], []
-        for conv, norm in pairs:
-            norm.num_batches_tracked.add_(1)
-            momentum = (1.0 / float(norm.num_batches_tracked)
-                        if norm.momentum is None else norm.momentum)
-            stages.append((conv.stride[0], conv.padding[0], conv.groups, momentum, norm.eps,
-                           _sync_group(norm)))
-            params += [conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean,
-                       norm.running_var]
-        return ConvBNGELUChain.apply(x, tuple(stages), *params)
-    for conv, norm in pairs:
-        x = conv_bn(x, conv, norm, 'gelu')
-    return x
-
-
-def _chainable(norm: nn.Module) -> bool:
-    return (type(norm) in (nn.BatchNorm2d, nn.SyncBatchNorm) and norm.training and norm.affine
-            and norm.track_running_stats)
-
-
-def _sync_group(norm: nn.Module):
-    """The process group a SyncBatchNorm's statistics span, or None when they are local."""
-    if not isinstance(norm, nn.SyncBatchNorm) or not dist.is_available() or not (
-            dist.is_initialized()):
-        return None
-    group = norm.process_group or dist.group.WORLD
-    return group if dist.get_world_size(group) > 1 else None
-
-
-class ConvNormSequential(nn.Sequential):
-    """An ``nn.Sequential`` whose conv -> norm (-> ReLU) runs go through :func:`conv_bn`.
-
-    Keeps the official positional names (``0`` conv, ``1`` BN, ...) while folding and fusing at
-    inference.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        layers = list(self)
-        i = 0
-        while i < len(layers):
-            if isinstance(layers[i], nn.Conv2d) and i + 1 < len(layers) and isinstance(
-                    layers[i + 1], (_BatchNorm, nn.GroupNorm)):
-                relu = i + 2 < len(layers) and isinstance(layers[i + 2], nn.ReLU)
-                x = conv_bn(x, layers[i], layers[i + 1], 'relu' if relu else None)
-                i += 3 if relu else 2
-            else:
-                x = layers[i](x)
-                i += 1
-        return x
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: zeroes a sample's residual branch with probability ``drop_prob``."""
-
-    def __init__(self, drop_prob: float):
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.drop_prob == 0.:
-            return x
-        keep = 1. - self.drop_prob
-        mask = x.new_empty((x.shape[0], ) + (1, ) * (x.dim() - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-    def extra_repr(self) -> str:
-        return f'drop_prob={self.drop_prob}'
-
-
-def exporting() -> bool:
-    """True while exporting: then shape-dependent no-op skips must not be taken.
-
-    Eager mode skips pads, crops and resizes that this input's size makes no-ops. An exported
-    graph keeps them all (they are exact no-ops, so the numbers are the same) and holds no branch
-    on the input size, so one graph serves every size. Callers test ``exporting()`` first, so
-    that a symbolic size is never turned into a guard.
-    """
-    return torch.onnx.is_in_onnx_export()
-
-
-def relative_position_index(window_size: int) -> torch.Tensor:
-    """(w*w, w*w) index into the ((2w-1)^2, heads) bias table, Swin's formula."""
-    coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size),
-                                        indexing='ij')).flatten(1)  # 2, w*w
-    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window_size - 1)
-    return rel[..., 0] * (2 * window_size - 1) + rel[..., 1]
-
-
-def resize_rpe_table(table: torch.Tensor, window_size: int) -> torch.Tensor:
-    """Resizes a ((2w-1)^2, heads) bias table to another window, per head, bilinearly.
-
-    Bilinear (align_corners=False) is what the official segmentation code used when it fine-tuned
-    window-7 ImageNet weights with windows 13 and 15.
-    """
-    old = math.isqrt(table.shape[0])
-    new = 2 * window_size - 1
-    if old * old != table.shape[0]:
-        raise ValueError(f'relative position bias table of shape {tuple(table.shape)} is not square')
-    if old == new:
-        return table
-    grid = table.T.reshape(1, -1, old, old).float()
-    grid = F.interpolate(grid, size=(new, new), mode='bilinear', align_corners=False)
-    return grid.reshape(-1, new * new).T.to(table.dtype).contiguous()
+# The official initialisation (BaseModule copies it per instance).
+OFFICIAL_INIT = [
+    dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
+    dict(type='Constant', val=1, bias=0, layer=['_BatchNorm', 'GroupNorm', 'LayerNorm']),
+    dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
+]
 
 
 class WindowAttention(nn.Module):
@@ -425,7 +121,7 @@ class WindowAttention(nn.Module):
         if self.with_rpe:
             bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
             mask = bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0).to(ref.dtype)
-        if self.pad_mask and (exporting() or any(pad)):
+        if self.pad_mask and (is_exporting() or any(pad)):
             top, bottom, left, right = pad
             hp, wp = padded_hw
             valid = torch.zeros(hp, wp, dtype=torch.bool, device=ref.device)
@@ -449,7 +145,7 @@ class WindowAttention(nn.Module):
         w = self.window_size
         pad_h, pad_w = -h % w, -w_in % w
         pad = (pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2)
-        padded = exporting() or pad_h or pad_w
+        padded = is_exporting() or pad_h or pad_w
         if padded:
             x = F.pad(x, (0, 0, pad[2], pad[3], pad[0], pad[1]))
         hp, wp = h + pad_h, w_in + pad_w
@@ -535,32 +231,6 @@ class HRFormerBlock(nn.Module):
         return self._forward(x)
 
 
-class Bottleneck(nn.Module):
-    """ResNet bottleneck (expansion 4) of stage 1."""
-    expansion = 4
-
-    def __init__(self, in_channels: int, planes: int, norm_cfg: dict):
-        super().__init__()
-        out_channels = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
-        self.bn1 = build_norm(norm_cfg, planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
-        self.bn2 = build_norm(norm_cfg, planes)
-        self.conv3 = nn.Conv2d(planes, out_channels, 1, bias=False)
-        self.bn3 = build_norm(norm_cfg, out_channels)
-        self.downsample = None
-        if in_channels != out_channels:
-            self.downsample = ConvNormSequential(
-                nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                build_norm(norm_cfg, out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = conv_bn(x, self.conv1, self.bn1, 'relu')
-        out = conv_bn(out, self.conv2, self.bn2, 'relu')
-        identity = x if self.downsample is None else self.downsample(x)
-        return conv_bn(out, self.conv3, self.bn3, 'relu', residual=identity)
-
-
 class HRFormerModule(nn.Module):
     """Parallel branches of transformer blocks, then HRNet-style fusion across resolutions.
 
@@ -636,7 +306,7 @@ class HRFormerModule(nn.Module):
         bilinear = self.upsample_mode == 'bilinear'
         x = F.interpolate(x, scale_factor=float(factor), mode=self.upsample_mode,
                           align_corners=False if bilinear else None)
-        if exporting() or tuple(x.shape[-2:]) != tuple(size):
+        if is_exporting() or tuple(x.shape[-2:]) != tuple(size):
             # cls / seg resize with align_corners=True, pose with False.
             x = F.interpolate(x, size=size, mode='bilinear', align_corners=not bilinear)
         return x
@@ -713,13 +383,7 @@ class HRFormer(BaseModule):
                  with_cp: bool = False,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
-        if init_cfg is None:
-            init_cfg = [
-                dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
-                dict(type='Constant', val=1, bias=0, layer=['_BatchNorm', 'GroupNorm', 'LayerNorm']),
-                dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
-            ]
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(init_cfg=OFFICIAL_INIT if init_cfg is None else init_cfg)
         self.arch_settings = self._parse_arch(arch)
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f'HRFormer: in_channels must be a positive int, got {in_channels!r}')
@@ -864,25 +528,3 @@ class HRFormer(BaseModule):
                   for i, layer in enumerate(transition)]
             xs = getattr(self, f'stage{s + 2}')(xs)
         return tuple(xs[i].contiguous() for i in self.out_indices)
-
-
-# Official name fragment -> this module's; everything else is named as in the official code.
-OFFICIAL_RENAMES = (('.attn.attn.', '.attn.'), ('.mlp.', '.ffn.'))
-OFFICIAL_DERIVED_KEYS = ('relative_position_index', )
-OFFICIAL_HEAD_PREFIXES = ('incre_modules.', 'downsamp_modules.', 'final_layer.', 'classifier.')
-
-
-def convert_official_backbone(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Renames an official HRFormer backbone state dict (no prefix) to this module's layout.
-
-    Classification-head keys and the derived ``relative_position_index`` buffers are dropped;
-    everything else maps one to one.
-    """
-    converted = {}
-    for key, value in state_dict.items():
-        if key.startswith(OFFICIAL_HEAD_PREFIXES) or key.endswith(OFFICIAL_DERIVED_KEYS):
-            continue
-        for old, new in OFFICIAL_RENAMES:
-            key = key.replace(old, new)
-        converted[key] = value
-    return converted

@@ -3,7 +3,8 @@
 The official classifier (``cls/models/hrt.py`` of HRNet/HRFormer) turns the four branch outputs of
 the backbone into one 2048-d vector the HRNet-v1 way:
 
-1. ``incre_modules``: one depthwise bottleneck (:class:`BottleneckDWP`) per branch widens
+1. ``incre_modules``: one bottleneck with a depthwise 3x3 conv (the official "BottleneckDWP",
+   :class:`~mmhrformer.layers.Bottleneck` with ``groups=planes``) per branch widens
    C, 2C, 4C, 8C to 128, 256, 512, 1024 channels;
 2. ``downsamp_modules``: from the highest resolution down, ``y = incre[i + 1](x[i + 1]) +
    downsamp[i](y)``, where each downsample is a stride-2 depthwise 3x3 conv + BN + 1x1 conv + BN +
@@ -13,15 +14,16 @@ the backbone into one 2048-d vector the HRNet-v1 way:
 The linear classifier on top is MMPretrain's ``LinearClsHead(num_classes, in_channels=2048)``.
 MMPretrain's own ``HRFuseScales`` neck is a different structure (no depthwise bottlenecks, no final
 2048-d layer), so the official weights need this one. Module names equal the official ones, so an
-official checkpoint maps by a prefix alone: see :func:`convert_official_classifier`.
+official checkpoint maps by a prefix alone (:mod:`mmhrformer.checkpoint`).
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
 from torch import nn
 
-from .hrformer import ConvNormSequential, build_norm, conv_bn, convert_official_backbone
+from ...layers import Bottleneck, ConvNormSequential, build_norm
+from ..backbones.hrformer import OFFICIAL_INIT
 
 # Official head layout: bottleneck planes per branch (x4 expansion -> 128, 256, 512, 1024 channels)
 # and the width of the pooled feature.
@@ -29,50 +31,10 @@ HEAD_PLANES = (32, 64, 128, 256)
 HEAD_OUT_CHANNELS = 2048
 
 
-class BottleneckDWP(nn.Module):
-    """Bottleneck with a depthwise 3x3 conv (expansion 4), the official head's widening block.
-
-    ``relu(bn3(conv3(relu(bn2(dw3x3(relu(bn1(conv1(x)))))))) + shortcut(x))``, where the shortcut
-    is a 1x1 conv + BN whenever the channels change (always, for the official archs) and the
-    identity otherwise. No conv has a bias (each feeds a BN).
-
-    Args:
-        in_channels (int): Input channels C_in.
-        planes (int): Bottleneck width; the output has ``planes * 4`` channels.
-        norm_cfg (dict): Norm layer config.
-    """
-    expansion = 4
-
-    def __init__(self, in_channels: int, planes: int, norm_cfg: dict):
-        super().__init__()
-        out_channels = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
-        self.bn1 = build_norm(norm_cfg, planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, groups=planes, bias=False)
-        self.bn2 = build_norm(norm_cfg, planes)
-        self.conv3 = nn.Conv2d(planes, out_channels, 1, bias=False)
-        self.bn3 = build_norm(norm_cfg, out_channels)
-        self.downsample = None
-        if in_channels != out_channels:
-            # Named ``downsample`` (0: conv, 1: BN) as in the official checkpoints, though it only
-            # projects the channels (stride 1).
-            self.downsample = ConvNormSequential(
-                nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                build_norm(norm_cfg, out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C_in, H, W) -> (B, planes * 4, H, W)."""
-        # conv_bn folds each BN into its conv and fuses the ReLU / residual add at inference.
-        out = conv_bn(x, self.conv1, self.bn1, 'relu')
-        out = conv_bn(out, self.conv2, self.bn2, 'relu')
-        identity = x if self.downsample is None else self.downsample(x)
-        return conv_bn(out, self.conv3, self.bn3, 'relu', residual=identity)
-
-
 class HRFormerClsNeck(BaseModule):
     """HRFormer's official classification head up to the pooled feature, as an MMPretrain neck.
 
-    Per branch a :class:`BottleneckDWP` (``incre_modules``), then a high-to-low accumulation through
+    Per branch a depthwise :class:`~mmhrformer.layers.Bottleneck` (``incre_modules``), then a high-to-low accumulation through
     stride-2 ``downsamp_modules``, a 1x1 ``final_layer`` to ``out_channels`` and a global average
     pool. With the defaults and a four-branch backbone it is exactly the official head (without the
     final ``classifier`` Linear, which is ``LinearClsHead``'s ``fc``).
@@ -102,12 +64,7 @@ class HRFormerClsNeck(BaseModule):
                  out_channels: int = HEAD_OUT_CHANNELS,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
-        if init_cfg is None:
-            init_cfg = [
-                dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
-                dict(type='Constant', val=1, bias=0, layer=['_BatchNorm', 'GroupNorm']),
-            ]
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(init_cfg=OFFICIAL_INIT if init_cfg is None else init_cfg)
         in_channels, head_planes = tuple(in_channels), tuple(head_planes)
         if not in_channels or not all(isinstance(c, int) and c > 0 for c in in_channels):
             raise ValueError('HRFormerClsNeck: in_channels must be positive ints, '
@@ -117,12 +74,13 @@ class HRFormerClsNeck(BaseModule):
                              f'{len(head_planes)} for {len(in_channels)} branches')
         self.in_channels = in_channels
         self.out_channels = out_channels
-        widths = [p * BottleneckDWP.expansion for p in head_planes]
+        widths = [p * Bottleneck.expansion for p in head_planes]
 
         # nn.Sequential of one block: the official ``_make_layer`` output, hence the ``.0.`` in
         # ``incre_modules.{i}.0.conv1.weight``.
         self.incre_modules = nn.ModuleList(
-            nn.Sequential(BottleneckDWP(c, p, norm_cfg)) for c, p in zip(in_channels, head_planes))
+            nn.Sequential(Bottleneck(c, p, norm_cfg, groups=p))
+            for c, p in zip(in_channels, head_planes))
         self.downsamp_modules = nn.ModuleList(
             ConvNormSequential(
                 nn.Conv2d(c_in, c_in, 3, stride=2, padding=1, groups=c_in),
@@ -151,42 +109,3 @@ class HRFormerClsNeck(BaseModule):
             y = self.incre_modules[i + 1](inputs[i + 1]) + downsample(y)
         y = self.final_layer(y)
         return (y.mean(dim=(2, 3)), )
-
-
-# Official head module -> where it lives in an MMPretrain ImageClassifier.
-OFFICIAL_CLS_HEAD_RENAMES = (
-    ('incre_modules.', 'neck.incre_modules.'),
-    ('downsamp_modules.', 'neck.downsamp_modules.'),
-    ('final_layer.', 'neck.final_layer.'),
-    ('classifier.', 'head.fc.'),
-)
-
-
-def convert_official_classifier(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Maps an official HRFormer ImageNet checkpoint to an MMPretrain ``ImageClassifier``'s keys.
-
-    The classifier is ``ImageClassifier(backbone=HRFormer, neck=HRFormerClsNeck,
-    head=LinearClsHead(1000, 2048))``. Backbone keys go through
-    :func:`~mmhrformer.hrformer.convert_official_backbone` and get ``backbone.``; ``incre_modules``,
-    ``downsamp_modules`` and ``final_layer`` get ``neck.``; ``classifier`` becomes ``head.fc``. The
-    derived ``relative_position_index`` buffers are dropped (the model rebuilds them).
-
-    Args:
-        state_dict (dict[str, Tensor]): The official model weights, no prefix (the ``'model'`` entry
-            of an official checkpoint; the whole checkpoint dict is accepted too).
-
-    Returns:
-        dict[str, Tensor]: Keys ``backbone.*``, ``neck.*`` and ``head.fc.*``.
-    """
-    if isinstance(state_dict.get('model'), dict):
-        state_dict = state_dict['model']
-    head_prefixes = tuple(old for old, _ in OFFICIAL_CLS_HEAD_RENAMES)
-    converted = {
-        f'backbone.{key}': value
-        for key, value in convert_official_backbone(state_dict).items()
-    }
-    for key, value in state_dict.items():
-        if key.startswith(head_prefixes):
-            old, new = next(r for r in OFFICIAL_CLS_HEAD_RENAMES if key.startswith(r[0]))
-            converted[new + key[len(old):]] = value
-    return converted

@@ -1,35 +1,26 @@
-"""The backbone on its own: official numerics, shapes, options and error messages."""
+"""The backbone on its own: official numerics per fork at any input size, official key layout,
+options and error messages."""
 import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
+import official  # tests/official.py
+from builders import randomize_bn  # tests/builders.py
 from mmhrformer import HRFormer, convert_official_backbone
-from mmhrformer.hrformer import (ConvFFN, HRFormerModule, WindowAttention, conv_bn,
-                                 relative_position_index, resize_rpe_table)
-import official_hrt as official  # tests/official_hrt.py
-from official_keys import official_shapes, random_official_state_dict  # tests/official_keys.py
-
-BUFFER_SUFFIXES = ('running_mean', 'running_var', 'num_batches_tracked', 'relative_position_index')
+from mmhrformer.models.backbones.hrformer import HRFormerModule, WindowAttention
 
 
-def official_backbone_shapes(arch):
-    """Key -> shape of the official classification checkpoint, backbone keys only."""
-    shapes = {k: torch.empty(v, device='meta') for k, v in official_shapes(arch).items()}
-    return {k: tuple(v.shape) for k, v in convert_official_backbone(shapes).items()}
-
-
-@pytest.mark.parametrize('arch,expected_params', [('tiny', 2_572_388), ('small', 7_891_050),
-                                                  ('base', 44_040_666)])
-def test_keys_shapes_and_params_match_official(arch, expected_params):
-    official = official_backbone_shapes(arch)
+@pytest.mark.parametrize('arch', ['tiny', 'small', 'base'])
+def test_keys_shapes_and_params_match_official(arch):
+    shapes = {k: torch.empty(v, device='meta') for k, v in official.key_shapes(arch).items()}
+    expected = {k: tuple(v.shape) for k, v in convert_official_backbone(shapes).items()}
     model = HRFormer(arch=arch)
-    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert ours == official
-    official_params = sum(math.prod(s) for k, s in official.items() if not k.endswith(BUFFER_SUFFIXES))
-    assert official_params == expected_params
-    assert sum(p.numel() for p in model.parameters()) == expected_params
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == expected
+    official_params = sum(math.prod(s) for k, s in expected.items()
+                          if not k.endswith(official.BUFFER_SUFFIXES))
+    assert official_params == official.BACKBONE_PARAMS[arch]
+    assert sum(p.numel() for p in model.parameters()) == official.BACKBONE_PARAMS[arch]
 
 
 @pytest.mark.parametrize('size', [(32, 32), (33, 47), (97, 130), (224, 224), (67, 251)])
@@ -37,13 +28,8 @@ def test_any_input_size(size):
     model = HRFormer(arch='tiny').eval()
     with torch.no_grad():
         outs = model(torch.rand(2, 3, *size))
-    h, w = size
     for i, (out, ch) in enumerate(zip(outs, (18, 36, 72, 144))):
-        # Every stride-2 conv rounds up: ceil(x / 2) applied i + 2 times.
-        eh, ew = h, w
-        for _ in range(i + 2):
-            eh, ew = (eh + 1) // 2, (ew + 1) // 2
-        assert out.shape == (2, ch, eh, ew)
+        assert out.shape == (2, ch, *branch_size(*size, i))
         assert out.is_contiguous()
         assert torch.isfinite(out).all()
 
@@ -53,32 +39,26 @@ def to_official_names(sd):
     return {k.replace('.attn.', '.attn.attn.').replace('.ffn.', '.mlp.'): v for k, v in sd.items()}
 
 
-def randomize_bn(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.2)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2)
-    return model
-
-
 # Branch sizes of inputs not divisible by 32: 200x150 -> 50x38, 25x19, 13x10, 7x5; 97x130 -> 25x33,
 # 13x17, 7x9, 4x5; 33x47 -> 9x12, 5x6, 3x3, 2x2.
 ODD_SIZES = [(2, 200, 150), (1, 97, 130), (2, 33, 47)]
+
+
 FORK_SETTINGS = {  # fork: (upsample_mode, with_rpe)
     'cls': ('nearest', True), 'seg': ('nearest', True), 'pose': ('bilinear', False)}
 
 
+def branch_size(h, w, i):
+    """Branch i's size for an h x w input: i + 2 stride-2 convs, each rounding up."""
+    for _ in range(i + 2):
+        h, w = (h + 1) // 2, (w + 1) // 2
+    return h, w
+
+
 def branch_inputs(batch, h, w, channels, seed=0):
     g = torch.Generator().manual_seed(seed)
-    xs = []
-    for i, c in enumerate(channels):
-        for _ in range(i + 2):
-            h, w = (h + 1) // 2, (w + 1) // 2
-        xs.append(torch.randn(batch, c, h, w, generator=g))
-    return xs
+    return [torch.randn(batch, c, *branch_size(h, w, i), generator=g)
+            for i, c in enumerate(channels)]
 
 
 @pytest.mark.parametrize('fork', ['cls', 'pose'])  # seg fuses as cls does
@@ -105,21 +85,15 @@ def test_module_fusion_matches_official_fork(fork, size):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-@pytest.fixture(scope='module')
-def official_tiny():
-    return random_official_state_dict('tiny')
-
-
 @pytest.mark.parametrize('fork', official.FORKS)
 @pytest.mark.parametrize('size', ODD_SIZES)
 def test_backbone_matches_official_fork_at_odd_sizes(official_tiny, fork, size):
     # seg: window 15 (the paper's B-w15 setting), tables resized from the window-7 weights.
     mode, with_rpe = FORK_SETTINGS[fork]
     window = 15 if fork == 'seg' else 7
-    sd = {k: v for k, v in official_tiny.items()
-          if not k.startswith(('incre_modules', 'downsamp_modules', 'final_layer', 'classifier'))}
+    sd = official.backbone_only(official_tiny)
     if fork == 'seg':
-        sd = {k: resize_rpe_table(v, 15) if k.endswith('relative_position_bias_table') else v
+        sd = {k: official.resize_table(v, 15) if k.endswith('relative_position_bias_table') else v
               for k, v in sd.items()}
     model = HRFormer(arch='tiny', window_size=window, with_rpe=with_rpe, upsample_mode=mode)
     state = convert_official_backbone(sd)
@@ -129,7 +103,7 @@ def test_backbone_matches_official_fork_at_odd_sizes(official_tiny, fork, size):
     x = torch.randn(*size[:1], 3, *size[1:])
     with torch.no_grad():
         ours = model.eval()(x)
-        expected = official.official_backbone(x, sd, (1, 2, 4, 8), window, fork)
+        expected = official.backbone(x, sd, official.HEADS['tiny'], window, fork)
     for a, b in zip(ours, expected):
         assert a.shape == b.shape
         # Outputs reach ~10-30 in magnitude; float32 rounding of two summation orders.
@@ -171,128 +145,6 @@ def test_pad_mask_changes_only_padded_windows():
     x = torch.randn(1, 14, 21, 8)  # divisible: nothing is padded, nothing changes
     with torch.no_grad():
         torch.testing.assert_close(attn(x), masked(x))
-
-
-def test_relative_position_index_formula():
-    w = 3
-    idx = relative_position_index(w)
-    coords = [(i, j) for i in range(w) for j in range(w)]
-    for a, (y1, x1) in enumerate(coords):
-        for b, (y2, x2) in enumerate(coords):
-            assert idx[a, b] == (y1 - y2 + w - 1) * (2 * w - 1) + (x1 - x2 + w - 1)
-
-
-@pytest.mark.parametrize('activation', [None, 'relu', 'gelu'])
-@pytest.mark.parametrize('with_residual', [False, True])
-@pytest.mark.parametrize('groups,memory_format', [(1, torch.channels_last),
-                                                  (8, torch.contiguous_format)])
-def test_folded_conv_bn_matches_plain_ops(activation, with_residual, groups, memory_format):
-    # At inference BN is folded into the conv; on a CPU the conv then runs as oneDNN's
-    # conv + activation (+ residual) kernel.
-    conv = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1, groups=groups)
-    bn = torch.nn.BatchNorm2d(16)
-    bn.running_mean.uniform_(-1, 1)
-    bn.running_var.uniform_(0.5, 2)
-    torch.nn.init.normal_(bn.weight)
-    bn.eval()
-    x = torch.randn(2, 8, 9, 9).contiguous(memory_format=memory_format)
-    residual = torch.randn(2, 16, 5, 5) if with_residual else None
-    with torch.no_grad():
-        expected = bn(conv(x)) + (0 if residual is None else residual)
-        if activation:
-            expected = getattr(F, activation)(expected)
-        torch.testing.assert_close(conv_bn(x, conv, bn, activation, residual), expected,
-                                   atol=1e-5, rtol=1e-5)
-
-
-def test_eval_bn_with_gradients_takes_the_differentiable_path():
-    # norm_eval fine-tuning: BN in eval mode, but conv weights still need gradients.
-    conv = torch.nn.Conv2d(4, 8, 1)
-    bn = torch.nn.BatchNorm2d(8).eval()
-    conv_bn(torch.randn(1, 4, 5, 5), conv, bn, 'gelu').sum().backward()
-    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
-
-
-def randomized_ffn(channels=16):
-    ffn = ConvFFN(channels, 4 * channels, dict(type='BN')).train()
-    for m in ffn.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            torch.nn.init.normal_(m.weight)
-            torch.nn.init.normal_(m.bias)
-    return ffn
-
-
-def plain_ffn(ffn, x):
-    """The FFN through separate autograd ops (what the chain function replaces)."""
-    for conv, norm in ((ffn.fc1, ffn.norm1), (ffn.dw3x3, ffn.norm2), (ffn.fc2, ffn.norm3)):
-        x = F.gelu(norm(conv(x)))
-    return x
-
-
-def test_ffn_chain_training_matches_autograd():
-    torch.manual_seed(0)
-    ffn = randomized_ffn()
-    reference = randomized_ffn()
-    reference.load_state_dict(ffn.state_dict())
-    x = torch.randn(2, 16, 9, 11).contiguous(memory_format=torch.channels_last)
-    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out, expected = ffn(x1), plain_ffn(reference, x2)
-    torch.testing.assert_close(out, expected)
-    grad = torch.randn_like(out)
-    out.backward(grad)
-    expected.backward(grad)
-    torch.testing.assert_close(x1.grad, x2.grad, atol=1e-5, rtol=1e-4)
-    scale = max(q.grad.abs().max() for q in reference.parameters())
-    for (name, p), q in zip(ffn.named_parameters(), reference.parameters()):
-        # A conv bias before a training BN has a zero gradient up to rounding (of the scale).
-        torch.testing.assert_close(p.grad, q.grad, atol=1e-6 * scale, rtol=1e-4, msg=name)
-    for (name, b), c in zip(ffn.named_buffers(), reference.buffers()):
-        torch.testing.assert_close(b, c, msg=name)  # running statistics, batches tracked
-
-
-@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
-def test_ffn_chain_autocast_gradients_close(dtype):
-    torch.manual_seed(0)
-    ffn = randomized_ffn()
-    reference = randomized_ffn()
-    reference.load_state_dict(ffn.state_dict())
-    x = torch.randn(2, 16, 9, 11)
-    with torch.autocast('cpu', dtype=dtype):
-        out = ffn(x)
-        expected = plain_ffn(reference, x)
-    assert out.dtype == expected.dtype == dtype
-    out.float().square().mean().backward()
-    expected.float().square().mean().backward()
-    for (name, p), q in zip(ffn.named_parameters(), reference.parameters()):
-        assert p.grad.dtype == torch.float32
-        if not name.startswith(('fc1.bias', 'dw3x3.bias', 'fc2.bias')):  # zero up to rounding
-            rel = (p.grad - q.grad).norm() / q.grad.norm()
-            assert rel < 0.05, f'{name}: relative error {rel:.3f}'
-
-
-def test_ffn_chain_keeps_fewer_activations():
-    ffn = randomized_ffn()
-    x = torch.randn(2, 16, 8, 8, requires_grad=True)
-
-    def saved_bytes(fn):
-        storages = {}
-
-        def pack(t):
-            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            fn()
-        return sum(storages.values())
-
-    token = 2 * 8 * 8 * 4  # bytes of one channel over the batch
-    # Kept: the input (C), the three conv outputs (4C, 4C, C) and per-channel statistics.
-    chain = saved_bytes(lambda: ffn(x))
-    plain = saved_bytes(lambda: plain_ffn(ffn, x))
-    params = sum(p.numel() * 4 for p in ffn.parameters()) + sum(
-        b.numel() * 4 for n, b in ffn.named_buffers() if 'running' in n)
-    assert chain - params < 10.5 * 16 * token
-    assert plain > 17.5 * 16 * token
 
 
 def test_drop_path_schedule():

@@ -3,40 +3,16 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import ConfigDict
 
 import mmhrformer
+from builders import cls_batch, pose_batch, seg_batch  # tests/builders.py
 from mmhrformer import HRFormer
+from mmhrformer.checkpoint import ocrnet_cfg
 
 TINY = dict(type='mmhrformer.HRFormer', arch='tiny')
-TINY_CHANNELS = [18, 36, 72, 144]
-
-
-def ocrnet_cfg(backbone):
-    norm_cfg = dict(type='BN', requires_grad=True)
-    return dict(
-        type='CascadeEncoderDecoder',
-        num_stages=2,
-        data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
-                               std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
-                               seg_pad_val=255, size_divisor=32),
-        backbone=backbone,
-        decode_head=[
-            dict(type='FCNHead', in_channels=TINY_CHANNELS, channels=sum(TINY_CHANNELS),
-                 in_index=(0, 1, 2, 3), input_transform='resize_concat', kernel_size=1,
-                 num_convs=1, concat_input=False, dropout_ratio=-1, num_classes=3,
-                 norm_cfg=norm_cfg, align_corners=False,
-                 loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4)),
-            dict(type='OCRHead', in_channels=TINY_CHANNELS, in_index=(0, 1, 2, 3),
-                 input_transform='resize_concat', channels=64, ocr_channels=32,
-                 dropout_ratio=-1, num_classes=3, norm_cfg=norm_cfg, align_corners=False,
-                 loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
-        ],
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole'))
 
 
 @pytest.mark.parametrize('type_name', ['HRFormer', 'mmhrformer.HRFormer'])
@@ -44,19 +20,13 @@ def test_ocrnet_in_mmseg(type_name):
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    from mmseg.structures import SegDataSample
-    from mmengine.structures import PixelData
 
-    model = MODELS.build(ConfigDict(ocrnet_cfg(dict(TINY, type=type_name))))
+    model = MODELS.build(ConfigDict(ocrnet_cfg(dict(TINY, type=type_name), num_classes=3,
+                                               channels=mmhrformer.ARCH_ZOO['tiny']['channels'])))
     assert isinstance(model.backbone, HRFormer)
     model.init_weights()
     h, w = 67, 93  # odd on purpose: padding and exact-size fusion everywhere
-    inputs = torch.rand(2, 3, h, w)
-    samples = []
-    for _ in range(2):
-        s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
-        s.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, h, w)))
-        samples.append(s)
+    inputs, samples = seg_batch(3, size=(h, w))
     model.train()
     losses = model(inputs, samples, mode='loss')
     assert {'decode_0.loss_ce', 'decode_1.loss_ce'} <= set(losses)
@@ -75,8 +45,6 @@ def test_topdown_pose_in_mmpose():
     from mmpose.registry import MODELS
     from mmpose.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    from mmpose.structures import PoseDataSample
-    from mmengine.structures import InstanceData, PixelData
 
     cfg = dict(
         type='TopdownPoseEstimator',
@@ -91,16 +59,7 @@ def test_topdown_pose_in_mmpose():
     model = MODELS.build(ConfigDict(cfg))
     assert isinstance(model.backbone, HRFormer)
     model.init_weights()
-    inputs = torch.rand(2, 3, 80, 64)
-    samples = []
-    for _ in range(2):
-        s = PoseDataSample(metainfo=dict(
-            img_shape=(80, 64), input_size=(64, 80), input_center=np.array([32., 40.]),
-            input_scale=np.array([64., 80.]), flip_indices=list(range(17))))
-        s.gt_instances = InstanceData(bboxes=np.array([[0., 0., 64., 80.]]), bbox_scores=np.ones(1))
-        s.gt_instance_labels = InstanceData(keypoint_weights=torch.ones(1, 17))
-        s.gt_fields = PixelData(heatmaps=torch.rand(17, 20, 16))
-        samples.append(s)
+    inputs, samples = pose_batch(size=(64, 80))
     model.train()
     losses = model(inputs, samples, mode='loss')
     assert 'loss_kpt' in losses and torch.isfinite(losses['loss_kpt'])
@@ -124,7 +83,6 @@ def test_image_classifier_in_mmpretrain(type_name):
     from mmpretrain.registry import MODELS
     from mmpretrain.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    from mmpretrain.structures import DataSample
 
     model = MODELS.build(dict(
         type='ImageClassifier',
@@ -134,8 +92,7 @@ def test_image_classifier_in_mmpretrain(type_name):
                   loss=dict(type='CrossEntropyLoss'))))
     assert isinstance(model.backbone, HRFormer)
     model.init_weights()
-    inputs = torch.rand(2, 3, 64, 64)
-    samples = [DataSample().set_gt_label(i) for i in (1, 3)]
+    inputs, samples = cls_batch(5)
     losses = model(inputs, samples, mode='loss')
     losses['loss'].backward()
     model.eval()

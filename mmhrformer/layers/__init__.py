@@ -1,0 +1,26 @@
+"""Building blocks and kernels shared by the models: no architecture lives here.
+
+==========================  ================================================================
+``config``                  fast-path switches (``set_fused_kernels``), export / capture detection
+``conv_bn``                 conv + norm (+ residual, activation), BN folded at inference
+``onednn``                  oneDNN's fused conv kernels (CPU inference)
+``conv_bn_gelu``            the FFN's conv-BN-GELU chain, memory-lean in training
+``sync_batch_norm``         SyncBatchNorm statistics and gradients for that chain
+``bottleneck``              the ResNet bottleneck (backbone stage 1, cls neck)
+``relative_position``       relative position bias index and window resizing
+``norm``, ``drop_path``     norm layers from configs; stochastic depth
+==========================  ================================================================
+"""
+from .bottleneck import Bottleneck
+from .config import is_capturing, is_exporting, set_fused_kernels, use_fused_kernels
+from .conv_bn import ConvNormSequential, conv_bn, fold_bn
+from .conv_bn_gelu import ConvBNGELUChain, conv_bn_gelu_chain
+from .drop_path import DropPath
+from .norm import build_norm
+from .relative_position import relative_position_index, resize_rpe_table
+
+__all__ = [
+    'Bottleneck', 'ConvBNGELUChain', 'ConvNormSequential', 'DropPath', 'build_norm', 'conv_bn',
+    'conv_bn_gelu_chain', 'fold_bn', 'is_capturing', 'is_exporting', 'relative_position_index',
+    'resize_rpe_table', 'set_fused_kernels', 'use_fused_kernels'
+]

@@ -1,0 +1,130 @@
+"""The FFN's conv -> BN -> GELU chain in training, keeping only the conv outputs for backward.
+
+:func:`conv_bn_gelu_chain` is the entry point: at inference it folds each BN into its conv
+(:func:`~mmhrformer.layers.conv_bn.conv_bn`); in training with ``nn.BatchNorm2d`` or
+``nn.SyncBatchNorm`` it runs :class:`ConvBNGELUChain`, which recomputes the elementwise BN + GELU
+in the backward pass instead of keeping their outputs.
+"""
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .conv_bn import conv_bn
+from .sync_batch_norm import sync_group, synced_batch_norm_backward, synced_batch_stats
+
+
+class ConvBNGELUChain(torch.autograd.Function):
+    """Training-mode ``gelu(batch_norm(conv(x)))``, stage after stage, keeping only conv outputs.
+
+    Autograd would keep, per stage, the conv's input (the previous GELU's output), the conv's
+    output (the norm's input) and the norm's output (the GELU's input). This keeps the chain's
+    input and each conv's output; the backward pass recomputes norm + GELU from them, which is
+    elementwise work. In the FFN (C -> 4C -> 4C -> C) that is 10 C kept per token instead of 18 C.
+
+    ``stages`` holds per stage ``(stride, padding, groups, momentum, eps, process_group)``, the
+    group set for a SyncBatchNorm whose statistics span several processes; ``params`` per stage
+    the conv weight and bias (or None), the norm weight and bias, and its running mean and
+    variance, which the forward pass updates as the norm module would.
+    """
+
+    @staticmethod
+    def forward(ctx, x, stages, *params):
+        conv_outs, stats, counts = [], [], []
+        h = x
+        for i, (stride, padding, groups, momentum, eps, group) in enumerate(stages):
+            weight, bias, norm_weight, norm_bias, running_mean, running_var = params[6 * i:][:6]
+            z = F.conv2d(h, weight, bias, stride, padding, 1, groups)
+            if group is None:
+                y, mean, invstd = torch.native_batch_norm(z, norm_weight, norm_bias, running_mean,
+                                                          running_var, True, momentum, eps)
+                count = None
+            else:
+                mean, invstd, count = synced_batch_stats(z, running_mean, running_var, momentum,
+                                                          eps, group)
+                y = _batch_norm_apply(z, mean, invstd, norm_weight, norm_bias)
+            h = F.gelu(y)
+            conv_outs.append(z)
+            stats += [mean, invstd]
+            counts.append(count)
+        ctx.stages, ctx.counts = stages, counts
+        ctx.save_for_backward(x, *conv_outs, *stats, *params)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad):
+        n = len(ctx.stages)
+        saved = ctx.saved_tensors
+        x, conv_outs = saved[0], saved[1:n + 1]
+        stats, params = saved[n + 1:3 * n + 1], saved[3 * n + 1:]
+        needs = ctx.needs_input_grad[2:]  # per parameter, after x and stages
+        grads = [None] * len(params)
+        norm_out = None  # the recomputed norm output of the stage being differentiated
+        for i in reversed(range(n)):
+            stride, padding, groups, _, eps, group = ctx.stages[i]
+            weight, bias, norm_weight, norm_bias = params[6 * i:6 * i + 4]
+            z, (mean, invstd) = conv_outs[i], stats[2 * i:2 * i + 2]
+            y = norm_out if norm_out is not None else _batch_norm_apply(z, mean, invstd,
+                                                                        norm_weight, norm_bias)
+            grad_y = torch.ops.aten.gelu_backward(grad, y.to(grad.dtype))
+            if group is None:
+                grad_z, grad_nw, grad_nb = torch.ops.aten.native_batch_norm_backward(
+                    grad_y, z, norm_weight, None, None, mean, invstd, True, eps,
+                    [True, needs[6 * i + 2], needs[6 * i + 3]])
+            else:
+                grad_z, grad_nw, grad_nb = synced_batch_norm_backward(
+                    grad_y, z, mean, invstd, norm_weight, ctx.counts[i], group)
+            grads[6 * i + 2], grads[6 * i + 3] = grad_nw, grad_nb
+            if i > 0:
+                z_in, (mean_in, invstd_in) = conv_outs[i - 1], stats[2 * i - 2:2 * i]
+                norm_out = _batch_norm_apply(z_in, mean_in, invstd_in, *params[6 * i - 4:6 * i - 2])
+                conv_in = F.gelu(norm_out).to(z.dtype)
+            else:
+                conv_in = x.to(z.dtype)  # autocast ran the first conv in z's dtype
+            grad, grad_w, grad_b = torch.ops.aten.convolution_backward(
+                grad_z, conv_in, weight.to(z.dtype), None if bias is None else [bias.shape[0]],
+                [stride] * 2, [padding] * 2, [1, 1], False, [0, 0], groups,
+                [i > 0 or ctx.needs_input_grad[0], needs[6 * i],
+                 bias is not None and needs[6 * i + 1]])
+            grads[6 * i] = None if grad_w is None else grad_w.to(weight.dtype)
+            grads[6 * i + 1] = None if grad_b is None else grad_b.to(bias.dtype)
+        grad_x = None if grad is None else grad.to(x.dtype)
+        return (grad_x, None, *grads)
+
+
+def _batch_norm_apply(z, mean, invstd, weight, bias) -> torch.Tensor:
+    """The training-mode norm output from its input and batch statistics, in one pass."""
+    scale = invstd * weight
+    shift = bias - mean * scale
+    shape = (1, -1, 1, 1)
+    return torch.addcmul(shift.to(z.dtype).view(shape), z, scale.to(z.dtype).view(shape))
+
+
+def conv_bn_gelu_chain(x: torch.Tensor,
+                       pairs: Sequence[Tuple[nn.Conv2d, nn.Module]]) -> torch.Tensor:
+    """``gelu(norm(conv(x)))`` for each (conv, norm) pair in turn.
+
+    At inference every norm is folded into its conv; in training with ``nn.BatchNorm2d`` or
+    ``nn.SyncBatchNorm`` the chain runs as :class:`ConvBNGELUChain`, which keeps about half the
+    activations. The convs have square stride and padding and no dilation (the FFN's).
+    """
+    if torch.is_grad_enabled() and all(_chainable(norm) for _, norm in pairs):
+        stages, params = [], []
+        for conv, norm in pairs:
+            norm.num_batches_tracked.add_(1)
+            momentum = (1.0 / float(norm.num_batches_tracked)
+                        if norm.momentum is None else norm.momentum)
+            stages.append((conv.stride[0], conv.padding[0], conv.groups, momentum, norm.eps,
+                           sync_group(norm)))
+            params += [conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean,
+                       norm.running_var]
+        return ConvBNGELUChain.apply(x, tuple(stages), *params)
+    for conv, norm in pairs:
+        x = conv_bn(x, conv, norm, 'gelu')
+    return x
+
+
+def _chainable(norm: nn.Module) -> bool:
+    return (type(norm) in (nn.BatchNorm2d, nn.SyncBatchNorm) and norm.training and norm.affine
+            and norm.track_running_stats)

@@ -1,0 +1,3 @@
+from .hrformer_cls_neck import HRFormerClsNeck
+
+__all__ = ['HRFormerClsNeck']
