@@ -2,7 +2,9 @@
 
 Importing this package (``custom_imports=dict(imports=['mmhrformer'])`` in a config) registers the
 backbone and the classification neck into the MMSegmentation, MMPose and MMPretrain model
-registries that are installed.
+registries that are installed, and lets ``torch.load(weights_only=True)`` read MMEngine's training
+checkpoints (:mod:`mmhrformer.checkpoint.safe_globals`), so that resuming, testing and the
+inferencers work on torch >= 2.6 without turning the safety off.
 
 ==========================  ================================================================
 ``models/backbones``        ``HRFormer``: the architecture (arch presets ``ARCH_ZOO``)
@@ -13,7 +15,8 @@ registries that are installed.
 ``registry``                this package's scope and the registration into the hosts
 ==========================  ================================================================
 """
-from .checkpoint import convert_official_backbone, convert_official_classifier
+from .checkpoint import (allow_mmengine_checkpoints, convert_official_backbone,
+                         convert_official_classifier)
 from .models import ARCH_ZOO, HRFormer, HRFormerClsNeck
 from .registry import MODELS, register
 from .version import __version__
@@ -21,6 +24,7 @@ from .version import __version__
 # MMPose ships its own HRFormer: there, configs ask for ours as 'mmhrformer.HRFormer'.
 register(HRFormer, bare_name_hosts=('mmseg', 'mmpretrain'))
 register(HRFormerClsNeck, bare_name_hosts=('mmpretrain', ))
+allow_mmengine_checkpoints()
 
 __all__ = [
     'ARCH_ZOO', 'HRFormer', 'HRFormerClsNeck', 'MODELS', 'convert_official_backbone',

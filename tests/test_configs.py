@@ -2,6 +2,7 @@
 predict step on a tiny input (CPU: SyncBN is reverted to BN, as MMEngine does without a GPU)."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config

@@ -15,12 +15,8 @@ summary, also saved as ``work_dirs/quickstart/summary.json``. The same configs t
 the hosts' own tools::
 
     mim train mmseg configs/quickstart/ocrnet_hrformer-t_tiny-seg.py
-    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 mim test mmseg \\
-        configs/quickstart/ocrnet_hrformer-t_tiny-seg.py \\
+    mim test mmseg configs/quickstart/ocrnet_hrformer-t_tiny-seg.py \\
         --checkpoint work_dirs/quickstart/ocrnet_hrformer-t_tiny-seg/iter_200.pth
-
-(The variable: MMEngine 0.10.7 checkpoints hold more than tensors, and torch >= 2.6 loads only
-tensors unless told otherwise; the summary says whether it is still needed.)
 
 Usage: ``python tools/quickstart.py [--iters N | --seg-iters N --pose-iters N] [--skip-seg]
 [--skip-pose] [--sequential] [--threads N] [--work-dir DIR] [--check]``.
@@ -213,23 +209,6 @@ def pose_picture(runner, path: str) -> None:
 PICTURES = {'seg': seg_picture, 'pose': pose_picture}
 
 
-def test_env_prefix() -> str:
-    """What ``mim test`` needs in front to load the checkpoint in this environment.
-
-    MMEngine 0.10.7 saves its message hub (objects, not only tensors) into every checkpoint and
-    reloads checkpoints with a bare ``torch.load``, which torch >= 2.6 restricts to tensors by
-    default. Unless something registered a trusting local loader, the hosts' test tools need
-    torch's own switch back to full unpickling (for checkpoints you made yourself).
-    """
-    import torch
-    from mmengine.runner.checkpoint import CheckpointLoader
-    from mmengine.utils import digit_version
-    loader = CheckpointLoader._schemes.get('')
-    stock = getattr(loader, '__module__', None) == 'mmengine.runner.checkpoint'
-    restricted = digit_version(torch.__version__) >= digit_version('2.6.0')
-    return 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 ' if stock and restricted else ''
-
-
 def run_task(task: str, iters, work_dir: str) -> dict:
     """Trains and validates one task with the host's runner; draws predictions; returns results."""
     from mmengine.config import Config
@@ -253,7 +232,7 @@ def run_task(task: str, iters, work_dir: str) -> dict:
     print(f'done: ' + ', '.join(f'{k} {v:.4g}' for k, v in metrics.items()) +
           f'; {seconds:.0f} s; picture {picture}', flush=True)
     return dict(metrics=metrics, iters=iters, seconds=round(seconds, 1),
-                config=osp.relpath(config, REPO), work_dir=cfg.work_dir, test_env=test_env_prefix(),
+                config=osp.relpath(config, REPO), work_dir=cfg.work_dir,
                 checkpoint=osp.join(cfg.work_dir, f'iter_{iters}.pth'), picture=picture)
 
 
@@ -331,7 +310,7 @@ def print_summary(summary: dict) -> bool:
     for task in ('seg', 'pose'):
         if task in summary:
             res = summary[task]
-            print(f'   test again:   {res["test_env"]}mim test {host[task]} {res["config"]} '
+            print(f'   test again:   mim test {host[task]} {res["config"]} '
                   f'--checkpoint {osp.relpath(res["checkpoint"])}')
     return ok
 

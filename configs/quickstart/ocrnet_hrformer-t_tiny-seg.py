@@ -3,11 +3,8 @@
 # 64x64, made by tools/make_tiny_data.py) on the CPU in a couple of minutes:
 #   python tools/quickstart.py   (this and the pose quickstart side by side, then pictures)
 #   mim train mmseg configs/quickstart/ocrnet_hrformer-t_tiny-seg.py
-#   TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 mim test mmseg \
-#       configs/quickstart/ocrnet_hrformer-t_tiny-seg.py \
+#   mim test mmseg configs/quickstart/ocrnet_hrformer-t_tiny-seg.py \
 #       --checkpoint work_dirs/quickstart/ocrnet_hrformer-t_tiny-seg/iter_200.pth
-# (the variable: MMEngine 0.10.7 checkpoints hold more than tensors, which torch >= 2.6 refuses to
-# unpickle by default; tools/quickstart.py's summary says whether it is still needed).
 # The model is the paper's OCRNet layout (configs/hrformer/) made small: HRFormer-T, resized and
 # concatenated branches into an FCN aux head (loss weight 0.4) and an OCR head, both 64 channels
 # wide, plain BN, no pretrained weights, no OHEM; AdamW with a higher learning rate for the short

@@ -3,10 +3,8 @@
 # val images of 96x96, made by tools/make_tiny_data.py) on the CPU in a couple of minutes:
 #   python tools/quickstart.py   (this and the seg quickstart side by side, then pictures)
 #   mim train mmpose configs/quickstart/td-hm_hrformer-t_tiny-pose.py
-#   TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 mim test mmpose \
-#       configs/quickstart/td-hm_hrformer-t_tiny-pose.py \
+#   mim test mmpose configs/quickstart/td-hm_hrformer-t_tiny-pose.py \
 #       --checkpoint work_dirs/quickstart/td-hm_hrformer-t_tiny-pose/iter_200.pth
-# (the variable: see configs/quickstart/ocrnet_hrformer-t_tiny-seg.py).
 # The model is MMPose's HRFormer TopDown layout (configs/hrformer_pose/): branch 0 only (18
 # channels, stride 4) into a HeatmapHead without deconvolutions, bilinear fusion upsampling,
 # MSRAHeatmap codec. Ground-truth boxes at test time; no flip augmentation or flip test (left and
@@ -54,14 +52,17 @@ val_pipeline = [
     dict(type='TopdownAffine', input_size=codec['input_size']),
     dict(type='PackPoseInputs')
 ]
+# MMPose's inferencer reads these two top-level keys (as MMPose's own configs set them).
+dataset_type = 'CocoDataset'
+data_mode = 'topdown'
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        type='CocoDataset',
+        type=dataset_type,
         data_root=data_root,
-        data_mode='topdown',
+        data_mode=data_mode,
         ann_file='annotations/train.json',
         data_prefix=dict(img='train/'),
         pipeline=train_pipeline))
@@ -71,9 +72,9 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
     dataset=dict(
-        type='CocoDataset',
+        type=dataset_type,
         data_root=data_root,
-        data_mode='topdown',
+        data_mode=data_mode,
         ann_file='annotations/val.json',
         data_prefix=dict(img='val/'),
         test_mode=True,

@@ -16,7 +16,8 @@ import torch
 from ..layers import resize_rpe_table
 from ..models.backbones.hrformer import ARCH_ALIASES, ARCH_ZOO, HRFormer
 from .layouts import (INDEX, LAYOUTS, OFFICIAL_CLS_HEAD_PREFIXES, TABLE, TARGET_BACKBONE,
-                      TARGET_SEG, ConversionError, StateDict, detect_layout, name_keys, strip)
+                      TARGET_CLASSIFIER, TARGET_POSE, TARGET_SEG, ConversionError, StateDict,
+                      detect_layout, name_keys, strip)
 
 CONVERTER = 'tools/model_converters/hrformer2mmseg.py'
 
@@ -135,7 +136,40 @@ def convert(checkpoint, full_classifier: bool = False, window_size: Optional[int
                 source_keys=source_keys, output_keys=len(state),
                 dropped={reason: len(keys) for reason, keys in dropped.items()},
                 notes=list(heads.notes), converter=CONVERTER)
+    dataset = dataset_meta(heads.target, heads.state)
+    if dataset is not None:
+        meta['dataset_meta'] = dataset
     return state, meta
+
+
+# Official seg checkpoints: classes -> the data set they were trained on (MMSeg dataset types).
+SEG_DATASETS = {19: 'CityscapesDataset', 150: 'ADE20KDataset', 59: 'PascalContextDataset59',
+                171: 'COCOStuffDataset'}
+
+
+def dataset_meta(target: str, head: StateDict) -> Optional[dict]:
+    """Class names (and palette, keypoint metainfo) of the data set a converted model predicts,
+    as the hosts' own training checkpoints carry them in ``meta['dataset_meta']``, so that the
+    hosts' inferencers label their outputs right. None where the head tells no known data set."""
+    if target == TARGET_SEG:
+        name = SEG_DATASETS.get(head['decode_head.1.conv_seg.weight'].shape[0])
+        if name is None:
+            return None
+        import mmseg.datasets  # noqa: F401  (registers the dataset types)
+        from mmseg.registry import DATASETS
+        metainfo = DATASETS.get(name).METAINFO
+        return dict(classes=tuple(metainfo['classes']), palette=list(metainfo['palette']))
+    if target == TARGET_POSE:
+        if head['head.final_layer.weight'].shape[0] != 17:
+            return None
+        from mmpose.datasets.datasets.utils import parse_pose_metainfo
+        return parse_pose_metainfo(dict(from_file='configs/_base_/datasets/coco.py'))
+    if target == TARGET_CLASSIFIER:
+        if head['head.fc.weight'].shape[0] != 1000:
+            return None
+        from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
+        return dict(classes=tuple(IMAGENET_CATEGORIES))
+    return None
 
 
 def build_in_host(host: str, cfg: dict) -> torch.nn.Module:
@@ -179,7 +213,7 @@ def build_target(target: str, settings: dict, head: StateDict) -> torch.nn.Modul
     if target == TARGET_SEG:
         num_classes = head['decode_head.1.conv_seg.weight'].shape[0]
         return build_in_host('mmseg', ocrnet_cfg(backbone, num_classes, channels))
-    if target.startswith('mmpose'):
+    if target == TARGET_POSE:
         final = head['head.final_layer.weight']
         return build_in_host('mmpose', dict(
             type='TopdownPoseEstimator', backbone=backbone,

@@ -1,0 +1,170 @@
+"""Run a shipped config and a checkpoint on your own images and write the pictures.
+
+    hrformer-demo IMAGE_OR_FOLDER CONFIG CHECKPOINT [--out-dir DIR] [--device cpu]
+                  [--bboxes X1,Y1,X2,Y2 ...] [--topk 5]
+
+(or ``python demo/image_demo.py ...`` from a clone). The config's ``default_scope`` picks the
+host and its inferencer: segmentation through ``MMSegInferencer`` (the class map blended over the
+image), pose through MMPose (keypoints and skeleton drawn; the whole image is the person box
+unless ``--bboxes`` gives boxes, so no detector is downloaded), classification through
+MMPretrain's ``ImageClassificationInferencer`` (the top-k classes, printed and drawn). The
+checkpoint is one this package's configs trained, or an official one converted by
+``hrformer2mmseg`` (which stores the class names and palette of its data set). One picture per
+image is written to ``--out-dir``; the predictions are printed.
+"""
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from .host_tool import HostToolError, host_of
+
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+class DemoError(RuntimeError):
+    """Bad input to the demo; the message names it."""
+
+
+def list_images(path: str) -> List[Path]:
+    """The image, or the images of a folder (sorted), by suffix."""
+    p = Path(path)
+    if p.is_dir():
+        images = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise DemoError(f'{path}: no images ({", ".join(IMAGE_SUFFIXES)}) in this folder')
+        return images
+    if not p.is_file():
+        raise DemoError(f'{path}: no such image or folder')
+    if p.suffix.lower() not in IMAGE_SUFFIXES:
+        raise DemoError(f'{path}: not an image file (expected one of {", ".join(IMAGE_SUFFIXES)})')
+    return [p]
+
+
+def read_image(path: Path) -> np.ndarray:
+    import mmcv
+    try:
+        return mmcv.imread(str(path))
+    except Exception as err:  # noqa: BLE001 - OpenCV / PIL fail in many ways on foreign bytes
+        raise DemoError(f'{path}: cannot be read as an image ({err})') from None
+
+
+def parse_bboxes(values: Optional[List[str]]) -> Optional[np.ndarray]:
+    if not values:
+        return None
+    boxes = []
+    for value in values:
+        try:
+            x1, y1, x2, y2 = (float(v) for v in value.split(','))
+        except ValueError:
+            raise DemoError(f'--bboxes {value!r}: expected X1,Y1,X2,Y2') from None
+        if x2 <= x1 or y2 <= y1:
+            raise DemoError(f'--bboxes {value!r}: the box is empty (need X1 < X2, Y1 < Y2)')
+        boxes.append((x1, y1, x2, y2))
+    return np.array(boxes, dtype=np.float32)
+
+
+def segment(images, config, checkpoint, out_dir: Path, device: str) -> None:
+    from mmseg.apis import MMSegInferencer
+    inferencer = MMSegInferencer(model=config, weights=checkpoint, device=device)
+    classes = inferencer.model.dataset_meta['classes']
+    for path in images:
+        image = read_image(path)
+        result = inferencer(image, return_vis=True)
+        vis = result['visualization']  # one image: the picture itself, not a list
+        write(out_dir / f'{path.stem}_seg.png', vis[0] if isinstance(vis, list) else vis)
+        labels, counts = np.unique(result['predictions'], return_counts=True)
+        share = ', '.join(f'{classes[i]} {c / counts.sum():.0%}'
+                          for i, c in sorted(zip(labels, counts), key=lambda t: -t[1])[:5])
+        print(f'{path}: {share}')
+
+
+def estimate_pose(images, config, checkpoint, out_dir: Path, device: str, bboxes) -> None:
+    # MMPose 1.3's Pose2DInferencer drops boxes given to it (it uses a detector or the whole
+    # image), so boxes go through its inference_topdown API and visualizer instead.
+    from mmpose.apis import inference_topdown, init_model
+    from mmpose.registry import VISUALIZERS
+    from mmpose.structures import merge_data_samples
+    model = init_model(config, checkpoint, device=device)
+    visualizer = VISUALIZERS.build(model.cfg.visualizer)
+    visualizer.set_dataset_meta(model.dataset_meta)
+    for path in images:
+        image = read_image(path)
+        boxes = bboxes if bboxes is not None else np.array(
+            [[0, 0, image.shape[1], image.shape[0]]], dtype=np.float32)
+        result = merge_data_samples(inference_topdown(model, image, boxes))
+        visualizer.add_datasample('pose', image[..., ::-1], data_sample=result, draw_gt=False,
+                                  draw_bbox=True, kpt_thr=0.3, show=False)
+        write(out_dir / f'{path.stem}_pose.png', visualizer.get_image())
+        scores = result.pred_instances.keypoint_scores
+        print(f'{path}: {len(boxes)} person box(es), mean keypoint score {scores.mean():.2f}')
+
+
+def classify(images, config, checkpoint, out_dir: Path, device: str, topk: int) -> None:
+    from mmpretrain.apis import ImageClassificationInferencer
+    from mmpretrain.visualization import UniversalVisualizer
+    inferencer = ImageClassificationInferencer(model=config, pretrained=checkpoint, device=device)
+    visualizer = UniversalVisualizer()
+    classes = inferencer.classes  # from the checkpoint's dataset_meta, when it has one
+    for path in images:
+        image = read_image(path)
+        result = inferencer(image)[0]
+        order = np.argsort(-result['pred_scores'])[:topk]
+        names = [classes[i] if classes else str(i) for i in order]
+        print(f'{path}: ' + ', '.join(f'{n} {result["pred_scores"][i]:.2f}'
+                                      for n, i in zip(names, order)))
+        picture = visualizer.visualize_cls(image[..., ::-1], result_to_sample(result),
+                                           classes=classes, show=False)
+        write(out_dir / f'{path.stem}_cls.png', picture)
+
+
+def result_to_sample(result: dict):
+    import torch
+    from mmpretrain.structures import DataSample
+    sample = DataSample().set_pred_score(torch.as_tensor(result['pred_scores']))
+    return sample.set_pred_label(int(result['pred_label']))
+
+
+def write(path: Path, rgb: np.ndarray) -> None:
+    import mmcv
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mmcv.imwrite(np.ascontiguousarray(rgb[..., ::-1]), str(path))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='hrformer-demo', description=__doc__.splitlines()[0])
+    parser.add_argument('images', help='an image file or a folder of images')
+    parser.add_argument('config', help='a config of this package (configs/...)')
+    parser.add_argument('checkpoint', help='trained or converted checkpoint')
+    parser.add_argument('--out-dir', default='demo_out', help='where the pictures go')
+    parser.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:1', ...")
+    parser.add_argument('--bboxes', nargs='+', metavar='X1,Y1,X2,Y2',
+                        help='pose only: person boxes (default: the whole image)')
+    parser.add_argument('--topk', type=int, default=5, help='classification only')
+    args = parser.parse_args(argv)
+    try:
+        images = list_images(args.images)
+        if not Path(args.checkpoint).is_file():
+            raise DemoError(f'{args.checkpoint}: no such checkpoint file')
+        host = host_of(args.config)
+        bboxes = parse_bboxes(args.bboxes)
+        if bboxes is not None and host != 'mmpose':
+            raise DemoError('--bboxes is for pose configs only')
+        out_dir = Path(args.out_dir)
+        if host == 'mmseg':
+            segment(images, args.config, args.checkpoint, out_dir, args.device)
+        elif host == 'mmpose':
+            estimate_pose(images, args.config, args.checkpoint, out_dir, args.device, bboxes)
+        else:
+            classify(images, args.config, args.checkpoint, out_dir, args.device, args.topk)
+    except (DemoError, HostToolError) as err:
+        print(f'hrformer-demo: error: {err}', file=sys.stderr)
+        return 2
+    print(f'pictures written to {out_dir}/')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

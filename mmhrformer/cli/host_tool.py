@@ -1,0 +1,62 @@
+"""Hands a config to the train / test tool of the host its ``default_scope`` names.
+
+``mim train mmhrformer CONFIG`` runs ``<installed mmhrformer>/.mim/tools/train.py CONFIG ...``.
+The configs of this package belong to MMSeg, MMPose or MMPretrain, whose own ``tools/train.py`` and
+``tools/test.py`` (shipped in their ``.mim`` folders) know their runners and options: this finds the
+host's script and runs it in this process, as if it had been called directly, with the same
+arguments.
+"""
+import importlib
+import runpy
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+HOSTS = ('mmseg', 'mmpose', 'mmpretrain')
+TOOLS = ('train', 'test')
+
+
+class HostToolError(RuntimeError):
+    """A config or host that the tool cannot hand over; the message says why."""
+
+
+def host_of(config: str) -> str:
+    """The host (``mmseg``, ``mmpose``, ``mmpretrain``) whose runner a config is for."""
+    from mmengine.config import Config
+    if not Path(config).is_file():
+        raise HostToolError(f'{config}: no such config file')
+    scope = Config.fromfile(config).get('default_scope')
+    if scope not in HOSTS:
+        raise HostToolError(f'{config}: default_scope {scope!r} names no host of this package '
+                            f'(one of {", ".join(HOSTS)})')
+    return scope
+
+
+def host_script(host: str, tool: str) -> Path:
+    """The host's own ``tools/<tool>.py``: in its installed ``.mim`` folder, or beside its
+    package in a clone of the host."""
+    try:
+        root = Path(importlib.import_module(host).__file__).resolve().parent
+    except ModuleNotFoundError:
+        raise HostToolError(f'{host} is not installed; the config needs it') from None
+    for script in (root / '.mim' / 'tools' / f'{tool}.py', root.parent / 'tools' / f'{tool}.py'):
+        if script.is_file():
+            return script
+    raise HostToolError(f'{host} is installed without its tools/{tool}.py (looked in '
+                        f'{root / ".mim" / "tools"} and {root.parent / "tools"})')
+
+
+def run(tool: str, argv: Optional[List[str]] = None) -> None:
+    """Runs the host's ``tools/<tool>.py`` with ``argv`` (default: this process's arguments)."""
+    assert tool in TOOLS, tool
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0].startswith('-'):
+        sys.exit(f'usage: {tool}.py CONFIG [options of the host\'s tools/{tool}.py]\n'
+                 f'Runs MMSeg\'s, MMPose\'s or MMPretrain\'s tools/{tool}.py, whichever the '
+                 "config's default_scope names.")
+    try:
+        script = host_script(host_of(argv[0]), tool)
+    except HostToolError as err:
+        sys.exit(f'{tool}.py: error: {err}')
+    sys.argv = [str(script), *argv]
+    runpy.run_path(str(script), run_name='__main__')
