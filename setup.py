@@ -10,8 +10,9 @@ exec((ROOT / 'mmhrformer' / 'version.py').read_text(), version)
 
 # What mim reads from an installed package (``mim search``, ``mim train mmhrformer <config name>``),
 # copied into the built package as mmhrformer/.mim at build time, as OpenMMLab packages ship them.
+# demo/data: the quickstart configs' tiny data sets (under 1 MB), found relative to the configs.
 MIM_FILES = ('configs', 'model-index.yml', 'tools/train.py', 'tools/test.py',
-             'tools/model_converters/hrformer2mmseg.py')
+             'tools/model_converters/hrformer2mmseg.py', 'demo/data')
 
 
 class BuildWithMim(build_py):

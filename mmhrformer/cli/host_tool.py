@@ -50,10 +50,14 @@ def run(tool: str, argv: Optional[List[str]] = None) -> None:
     """Runs the host's ``tools/<tool>.py`` with ``argv`` (default: this process's arguments)."""
     assert tool in TOOLS, tool
     argv = sys.argv[1:] if argv is None else list(argv)
+    usage = (f'usage: {tool}.py CONFIG [options of the host\'s tools/{tool}.py]\n'
+             f'Runs MMSeg\'s, MMPose\'s or MMPretrain\'s tools/{tool}.py, whichever the '
+             "config's default_scope names; `CONFIG -h` shows that tool's options.")
+    if argv[:1] in (['-h'], ['--help']):  # mim asks this before running the tool
+        print(usage)
+        return
     if not argv or argv[0].startswith('-'):
-        sys.exit(f'usage: {tool}.py CONFIG [options of the host\'s tools/{tool}.py]\n'
-                 f'Runs MMSeg\'s, MMPose\'s or MMPretrain\'s tools/{tool}.py, whichever the '
-                 "config's default_scope names.")
+        sys.exit(usage)
     try:
         script = host_script(host_of(argv[0]), tool)
     except HostToolError as err:
