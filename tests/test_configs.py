@@ -232,3 +232,21 @@ def test_pose_official_recipe(path):
     assert head.deconv_out_channels is None
     assert cfg.model.test_cfg.flip_test and cfg.model.test_cfg.shift_heatmap
     assert cfg.val_evaluator.type == 'CocoMetric'
+
+
+# What each host's inferencer reads from a config, besides the model: MMSegInferencer and
+# MMPretrain's the test pipeline; MMPoseInferencer the test pipeline, data_mode and the dataset
+# type (its detector choice); all of them the default scope.
+INFERENCER_KEYS = {'mmseg': ('test_dataloader', ), 'mmpretrain': ('test_dataloader', ),
+                   'mmpose': ('test_dataloader', 'data_mode', 'dataset_type')}
+
+
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=[str(p.relative_to(ROOT / 'configs')) for p in CONFIGS])
+def test_config_has_what_its_host_inferencer_reads(path):
+    cfg = Config.fromfile(str(path))
+    for key in INFERENCER_KEYS[cfg.default_scope]:
+        assert key in cfg, f'{path.name}: no {key}'
+    assert cfg.test_dataloader.dataset.pipeline
+    if cfg.default_scope == 'mmpose':
+        assert cfg.data_mode == 'topdown'

@@ -435,3 +435,31 @@ def test_convert_function_errors():
         convert([1, 2, 3])
     with pytest.raises(ConversionError, match='no state dict of tensors'):
         convert({'model': {'epoch': 3}})
+
+
+@pytest.mark.parametrize('num_classes,first,last', [(19, 'road', 'bicycle'),
+                                                    (150, 'wall', 'flag')])
+def test_converted_seg_checkpoint_carries_its_data_set(official_tiny, tmp_path, capsys,
+                                                       num_classes, first, last):
+    # Class names and palette of the data set the head was trained on, for the inferencers.
+    src, dst = tmp_path / 'hrt_ocr.pth', tmp_path / 'ocrnet.pth'
+    torch.save(official.openseg_checkpoint(official_tiny, num_classes=num_classes), src)
+    rc, _, err = run_main(capsys, src, dst)
+    assert rc == 0, err
+    meta = torch.load(dst, weights_only=True)['meta']['dataset_meta']
+    assert len(meta['classes']) == len(meta['palette']) == num_classes
+    assert (meta['classes'][0], meta['classes'][-1]) == (first, last)
+
+
+def test_converted_pose_checkpoint_carries_coco_keypoints(tmp_path, capsys):
+    theirs = mmpose_hrformer('tiny', 'bilinear', multiscale=False)
+    sd = {f'backbone.{k}': v for k, v in theirs.state_dict().items()}
+    sd['head.final_layer.weight'] = torch.randn(17, 18, 1, 1)
+    sd['head.final_layer.bias'] = torch.randn(17)
+    src, dst = tmp_path / 'pose.pth', tmp_path / 'td-hm.pth'
+    torch.save({'state_dict': sd}, src)
+    rc, _, err = run_main(capsys, src, dst)
+    assert rc == 0, err
+    meta = torch.load(dst, weights_only=True)['meta']['dataset_meta']  # numpy arrays inside
+    assert meta['dataset_name'] == 'coco' and meta['num_keypoints'] == 17
+    assert meta['keypoint_id2name'][0] == 'nose' and len(meta['sigmas']) == 17
