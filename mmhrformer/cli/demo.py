@@ -1,7 +1,7 @@
 """Run a shipped config and a checkpoint on your own images and write the pictures.
 
     hrformer-demo IMAGE_OR_FOLDER CONFIG CHECKPOINT [--out-dir DIR] [--device cpu]
-                  [--bboxes X1,Y1,X2,Y2 ...] [--topk 5]
+                  [--bboxes X1,Y1,X2,Y2 ...] [--kpt-thr 0.3] [--topk 5]
 
 (or ``python demo/image_demo.py ...`` from a clone). The config's ``default_scope`` picks the
 host and its inferencer: segmentation through ``MMSegInferencer`` (the class map blended over the
@@ -81,14 +81,17 @@ def segment(images, config, checkpoint, out_dir: Path, device: str) -> None:
         print(f'{path}: {share}')
 
 
-def estimate_pose(images, config, checkpoint, out_dir: Path, device: str, bboxes) -> None:
+def estimate_pose(images, config, checkpoint, out_dir: Path, device: str, bboxes,
+                  kpt_thr: float) -> None:
     # MMPose 1.3's Pose2DInferencer drops boxes given to it (it uses a detector or the whole
     # image), so boxes go through its inference_topdown API and visualizer instead.
     from mmpose.apis import inference_topdown, init_model
     from mmpose.registry import VISUALIZERS
     from mmpose.structures import merge_data_samples
     model = init_model(config, checkpoint, device=device)
-    visualizer = VISUALIZERS.build(model.cfg.visualizer)
+    # MMPose 1.3's OpenCV drawing calls int() on 1-element arrays, which numpy >= 2.3 refuses as
+    # soon as a keypoint is confident enough to draw; its matplotlib backend draws the same.
+    visualizer = VISUALIZERS.build(dict(model.cfg.visualizer, backend='matplotlib'))
     visualizer.set_dataset_meta(model.dataset_meta)
     for path in images:
         image = read_image(path)
@@ -96,7 +99,7 @@ def estimate_pose(images, config, checkpoint, out_dir: Path, device: str, bboxes
             [[0, 0, image.shape[1], image.shape[0]]], dtype=np.float32)
         result = merge_data_samples(inference_topdown(model, image, boxes))
         visualizer.add_datasample('pose', image[..., ::-1], data_sample=result, draw_gt=False,
-                                  draw_bbox=True, kpt_thr=0.3, show=False)
+                                  draw_bbox=True, kpt_thr=kpt_thr, show=False)
         write(out_dir / f'{path.stem}_pose.png', visualizer.get_image())
         scores = result.pred_instances.keypoint_scores
         print(f'{path}: {len(boxes)} person box(es), mean keypoint score {scores.mean():.2f}')
@@ -142,6 +145,8 @@ def main(argv=None) -> int:
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument('--bboxes', nargs='+', metavar='X1,Y1,X2,Y2',
                         help='pose only: person boxes (default: the whole image)')
+    parser.add_argument('--kpt-thr', type=float, default=0.3,
+                        help='pose only: draw keypoints scoring at least this')
     parser.add_argument('--topk', type=int, default=5, help='classification only')
     args = parser.parse_args(argv)
     try:
@@ -156,7 +161,8 @@ def main(argv=None) -> int:
         if host == 'mmseg':
             segment(images, args.config, args.checkpoint, out_dir, args.device)
         elif host == 'mmpose':
-            estimate_pose(images, args.config, args.checkpoint, out_dir, args.device, bboxes)
+            estimate_pose(images, args.config, args.checkpoint, out_dir, args.device, bboxes,
+                          args.kpt_thr)
         else:
             classify(images, args.config, args.checkpoint, out_dir, args.device, args.topk)
     except (DemoError, HostToolError) as err:
