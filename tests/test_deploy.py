@@ -116,6 +116,26 @@ def test_torch_compile_training_block():
         torch.testing.assert_close(grads[n], p.grad, atol=1e-5, rtol=1e-4, msg=n)
 
 
+def test_torch_compile_one_graph_per_mode_at_a_fixed_size():
+    # What MMEngine's compile=True does to the backbone: the whole model is one graph, with no
+    # graph break, in inference and in training; repeated calls at one input size reuse it, and
+    # switching eval -> train (grad mode) is the only recompilation.
+    from torch._dynamo.utils import counters
+    torch._dynamo.reset()
+    counters.clear()
+    model = HRFormer(arch=MINI).eval()
+    compiled = torch.compile(model, backend='eager')  # capture only: no code generation
+    x = torch.rand(2, 3, 70, 100)
+    with torch.no_grad():
+        for _ in range(3):
+            compiled(x)
+    assert counters['stats']['unique_graphs'] == 1 and not counters['graph_break']
+    model.train()
+    for _ in range(3):
+        sum(o.mean() for o in compiled(x)).backward()
+    assert counters['stats']['unique_graphs'] == 2 and not counters['graph_break']
+
+
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
 def test_amp_forward_close_to_fp32(dtype):
     model = HRFormer(arch='tiny').eval()
