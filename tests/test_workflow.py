@@ -1,8 +1,9 @@
 """The workflow after training, as users run it, on torch >= 2.6 with its safe loading left on
 (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` unset): a training killed mid-run and resumed by MMSeg's own
-tools/train.py ends with the weights of an uninterrupted run; trained checkpoints load through
-``load_from``, the hosts' test tools and inferencers, and ``hrformer-demo``; a file that pickles
-anything beyond MMEngine's own types is still refused."""
+tools/train.py ends with the weights of an uninterrupted run; checkpoints trained by each host's
+runner (MMSeg, MMPose, MMPretrain) load through ``load_from``, the hosts' test tools and
+inferencers, and ``hrformer-demo``; a file that pickles anything beyond MMEngine's own types is
+still refused."""
 import io
 import os
 import pickle
@@ -237,3 +238,55 @@ def test_getattr_is_only_for_history_buffer_statistics():
                         (HistoryBuffer, '__class__')):
         with pytest.raises(pickle.UnpicklingError, match='refused getattr'):
             load(Reach(owner, name))
+
+
+# A classification run small enough for the CPU: HRFormer-T + the official neck on two "classes"
+# of shipped images (MMPretrain's CustomDataset reads class folders).
+TINY_CLS = '''
+_base_ = ['mmpretrain::_base_/default_runtime.py']
+custom_imports = dict(imports=['mmhrformer'], allow_failed_imports=False)
+model = dict(type='ImageClassifier', backbone=dict(type='mmhrformer.HRFormer', arch='tiny'),
+             neck=dict(type='mmhrformer.HRFormerClsNeck', in_channels=(18, 36, 72, 144)),
+             head=dict(type='LinearClsHead', num_classes=2, in_channels=2048,
+                       loss=dict(type='CrossEntropyLoss'), topk=(1, )))
+data_preprocessor = dict(num_classes=2, mean=[123.675, 116.28, 103.53],
+                         std=[58.395, 57.12, 57.375], to_rgb=True)
+pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=64), dict(type='PackInputs')]
+data = dict(type='CustomDataset', data_root=r'{root}', pipeline=pipeline)
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        sampler=dict(type='DefaultSampler', shuffle=True), dataset=data)
+test_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                       sampler=dict(type='DefaultSampler', shuffle=False), dataset=data)
+test_evaluator = dict(type='Accuracy', topk=(1, ))
+test_cfg = dict()
+train_cfg = dict(by_epoch=False, max_iters=2)
+optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3))
+param_scheduler = []
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False))
+'''
+
+
+@pytest.mark.slow
+def test_classifier_checkpoint_with_mmpretrain_test_tool_and_inferencer(tmp_path):
+    import shutil
+
+    from mmpretrain.apis import ImageClassificationInferencer
+    images = sorted((ROOT / 'demo' / 'data' / 'tiny_seg' / 'img_dir' / 'train').glob('*.jpg'))
+    for label, chunk in (('a', images[:4]), ('b', images[4:8])):
+        (tmp_path / 'data' / label).mkdir(parents=True)
+        for image in chunk:
+            shutil.copy(image, tmp_path / 'data' / label)
+    config = tmp_path / 'hrformer-t_tiny-cls.py'
+    config.write_text(TINY_CLS.format(root=tmp_path / 'data'))
+    train = run([sys.executable, host_tool('mmpretrain', 'train'), config, '--work-dir',
+                 tmp_path / 'run'], timeout=600)
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    checkpoint = tmp_path / 'run' / 'iter_2.pth'
+    test = run([sys.executable, host_tool('mmpretrain', 'test'), config, checkpoint,
+                '--work-dir', tmp_path / 'test'], timeout=300)
+    assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
+    assert re.search(r'accuracy/top1: [\d.]+', test.stdout + test.stderr)
+    inferencer = ImageClassificationInferencer(model=str(config), pretrained=str(checkpoint),
+                                               device='cpu')
+    result = inferencer(str(images[0]))[0]
+    assert len(result['pred_scores']) == 2 and result['pred_label'] in (0, 1)
