@@ -286,7 +286,11 @@ def test_classifier_checkpoint_with_mmpretrain_test_tool_and_inferencer(tmp_path
                 '--work-dir', tmp_path / 'test'], timeout=300)
     assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
     assert re.search(r'accuracy/top1: [\d.]+', test.stdout + test.stderr)
-    inferencer = ImageClassificationInferencer(model=str(config), pretrained=str(checkpoint),
-                                               device='cpu')
-    result = inferencer(str(images[0]))[0]
+    # MMPretrain's inferencer builds its pipeline in the current default scope, which another
+    # host's code in this process may have set: scope it (a fresh process needs nothing).
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        inferencer = ImageClassificationInferencer(model=str(config),
+                                                   pretrained=str(checkpoint), device='cpu')
+        result = inferencer(str(images[0]))[0]
     assert len(result['pred_scores']) == 2 and result['pred_label'] in (0, 1)
