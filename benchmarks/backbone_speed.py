@@ -8,13 +8,15 @@ their outputs are checked to agree, then each measurement alternates between the
 Reported per arch (S, B): inference latency at the segmentation size (1x3x512x1024) and the pose
 size (Nx3x256x192); a training step (forward + backward + AdamW) at the pose size with its
 activation memory (bytes autograd keeps for backward, counted once per storage; on CUDA the
-allocator's real peak); achieved GFLOP/s (FLOPs from torch.utils.flop_counter) against this
-machine's fp32 matmul rate. With ``--device cuda``, AMP (bf16 and fp16) rows are added.
+allocator's real peak); achieved GFLOP/s of both models (FLOPs from torch.utils.flop_counter)
+against this machine's fp32 matmul rate. With ``--device cuda``, AMP (bf16 and fp16) rows are
+added; with ``--hrnet``, MMPose's HRNet-W32 as a second reference at the pose size.
 
 Usage:
     python benchmarks/backbone_speed.py                   # CPU, S and B, the README table
     python benchmarks/backbone_speed.py --arch small --repeats 3 --quick
     python benchmarks/backbone_speed.py --device cuda
+    python benchmarks/backbone_speed.py --arch small --quick --hrnet   # + MMPose's HRNet-W32
 """
 import argparse
 import contextlib
@@ -46,13 +48,15 @@ def mmpose_hrformer(arch: str):
     return MMPoseHRFormer(**cfg)
 
 
-def build_pair(arch: str, device: str):
-    theirs = mmpose_hrformer(arch)
-    theirs.init_weights()
+def trained_like(model):
+    """Random weights as a trained model has them (the official conv init, random BN statistics).
+
+    MMPose's default init (conv std 0.001) makes activations and gradients so small that AdamW's
+    state turns denormal and every model crawls.
+    """
+    model.init_weights()
     with torch.no_grad():
-        for m in theirs.modules():
-            # MMPose's default init (conv std 0.001) makes activations and gradients so small
-            # that AdamW's state turns denormal and both models crawl: use the official init.
+        for m in model.modules():
             if isinstance(m, torch.nn.Conv2d):
                 torch.nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
@@ -61,9 +65,30 @@ def build_pair(arch: str, device: str):
                 m.weight.uniform_(0.5, 1.5)
             if hasattr(m, 'relative_position_bias_table'):
                 m.relative_position_bias_table.normal_(std=0.02)
+    return model
+
+
+def build_pair(arch: str, device: str):
+    theirs = trained_like(mmpose_hrformer(arch))
     ours = HRFormer(arch=arch, upsample_mode='bilinear')
     ours.load_state_dict(mmpose_to_ours(theirs.state_dict()), strict=True)
     return ours.to(device), theirs.to(device)
+
+
+def mmpose_hrnet_w32():
+    """MMPose's HRNet-W32 backbone as its COCO 256x192 TopDown config builds it (branch 0 out):
+    the convolutional reference HRFormer-S is meant to beat at a third of the FLOPs."""
+    from mmpose.models.backbones import HRNet
+
+    def stage(modules, branches, block, blocks, channels):
+        return dict(num_modules=modules, num_branches=branches, block=block,
+                    num_blocks=(blocks, ) * branches, num_channels=channels)
+
+    extra = dict(stage1=stage(1, 1, 'BOTTLENECK', 4, (64, )),
+                 stage2=stage(1, 2, 'BASIC', 4, (32, 64)),
+                 stage3=stage(4, 3, 'BASIC', 4, (32, 64, 128)),
+                 stage4=stage(3, 4, 'BASIC', 4, (32, 64, 128, 256)))
+    return trained_like(HRNet(extra=extra, norm_cfg=dict(type='BN')))
 
 
 def sync(device):
@@ -158,6 +183,39 @@ def fmt_ms(s):
     return f'{s * 1e3:.1f}'
 
 
+def in_eval(model):
+    model.eval()  # MMPose's HRNet family returns None from train() / eval(): no chaining
+    return model
+
+
+def rate(flops, seconds, peak) -> str:
+    return f'{flops / seconds / 1e9:.0f} ({flops / seconds / 1e9 / peak:.0%})'
+
+
+def hrnet_rows(arch, ours, x, device, args, peak) -> list:
+    """Our backbone against MMPose's HRNet-W32 at the pose size: inference and training step.
+    Different models, so no output comparison; the ratio is HRNet's time over ours."""
+    hrnet = mmpose_hrnet_w32().to(device)
+    shape = 'x'.join(map(str, x.shape))
+    ours.eval(), hrnet.eval()
+    with torch.no_grad():
+        t = interleaved({'ours': lambda: ours(x), 'hrnet': lambda: hrnet(x)}, device,
+                        args.warmup, args.repeats)
+    rows = [(arch, f'inference pose {shape}', 'fp32', 'MMPose HRNet-W32', fmt_ms(t['hrnet']),
+             fmt_ms(t['ours']), t['hrnet'] / t['ours'], '', rate(count_flops(ours, x),
+                                                                  t['ours'], peak),
+             rate(count_flops(hrnet, x), t['hrnet'], peak))]
+    ours.train(), hrnet.train()
+    t = interleaved({'ours': train_step_fn(ours, x, device), 'hrnet': train_step_fn(hrnet, x,
+                                                                                  device)},
+                    device, args.warmup, args.repeats)
+    rows.append((arch, f'train step pose {shape}', 'fp32', 'MMPose HRNet-W32', fmt_ms(t['hrnet']),
+                 fmt_ms(t['ours']), t['hrnet'] / t['ours'], '',
+                 rate(3 * count_flops(ours.eval(), x), t['ours'], peak),
+                 rate(3 * count_flops(in_eval(hrnet), x), t['hrnet'], peak)))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--arch', nargs='+', default=['small', 'base'], choices=sorted(ARCH_ZOO))
@@ -168,6 +226,8 @@ def main():
                         help='N of the Nx3x256x192 pose input (default: 4; 32 on a GPU)')
     parser.add_argument('--quick', action='store_true',
                         help='skip the 512x1024 segmentation size (for a smoke run)')
+    parser.add_argument('--hrnet', action='store_true',
+                        help="also time MMPose's HRNet-W32 (COCO 256x192) at the pose size")
     args = parser.parse_args()
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda asked, but torch sees no CUDA device')
@@ -198,8 +258,9 @@ def main():
                 t = interleaved({'ours': lambda: ours(x), 'theirs': lambda: theirs(x)}, device,
                                 args.warmup, args.repeats)
             rows.append((arch, f'inference {name} {"x".join(map(str, shape))}', 'fp32',
-                         fmt_ms(t['theirs']), fmt_ms(t['ours']), t['theirs'] / t['ours'],
-                         diff, f'{flops / t["ours"] / 1e9:.0f} ({flops / t["ours"] / 1e9 / peak:.0%})'))
+                         'MMPose HRFormer', fmt_ms(t['theirs']), fmt_ms(t['ours']),
+                         t['theirs'] / t['ours'], diff, rate(flops, t['ours'], peak),
+                         rate(count_flops(theirs, x), t['theirs'], peak)))
         x = torch.randn(args.pose_batch, 3, 256, 192, device=device)
         dtypes = [None] + ([torch.bfloat16, torch.float16] if device == 'cuda' else [])
         for dtype in dtypes:
@@ -210,22 +271,26 @@ def main():
                             args.warmup, args.repeats)
             flops = 3 * count_flops(ours.eval(), x)  # forward + backward ~ 3x forward
             rows.append((arch, f'train step pose {"x".join(map(str, x.shape))}', label,
-                         fmt_ms(t['theirs']), fmt_ms(t['ours']), t['theirs'] / t['ours'], '',
-                         f'{flops / t["ours"] / 1e9:.0f} ({flops / t["ours"] / 1e9 / peak:.0%})'))
+                         'MMPose HRFormer', fmt_ms(t['theirs']), fmt_ms(t['ours']),
+                         t['theirs'] / t['ours'], '', rate(flops, t['ours'], peak),
+                         rate(3 * count_flops(in_eval(theirs), x), t['theirs'], peak)))
             mem_ours = activation_memory(ours, x, device, dtype)
             mem_theirs = activation_memory(theirs, x, device, dtype)
             what = 'peak CUDA memory' if device == 'cuda' else 'activation memory'
-            rows.append((arch, f'{what} pose', label, f'{mem_theirs / 2**20:.0f} MiB',
-                         f'{mem_ours / 2**20:.0f} MiB', mem_theirs / mem_ours, '', ''))
+            rows.append((arch, f'{what} pose', label, 'MMPose HRFormer',
+                         f'{mem_theirs / 2**20:.0f} MiB', f'{mem_ours / 2**20:.0f} MiB',
+                         mem_theirs / mem_ours, '', '', ''))
+        if args.hrnet:
+            rows += hrnet_rows(arch, ours, x, device, args, peak)
         del ours, theirs
 
-    header = ('arch', 'measure', 'precision', 'MMPose 1.x', 'mmhrformer', 'ratio',
-              'max abs diff', 'ours GFLOP/s (of peak)')
+    header = ('arch', 'measure', 'precision', 'reference', 'reference time', 'mmhrformer',
+              'ratio', 'max abs diff', 'ours GFLOP/s (of peak)', 'reference GFLOP/s (of peak)')
     print('| ' + ' | '.join(header) + ' |')
     print('|' + '---|' * len(header))
     for r in rows:
         cells = list(r)
-        cells[5] = f'{cells[5]:.2f}x'
+        cells[6] = f'{cells[6]:.2f}x'
         print('| ' + ' | '.join(str(c) for c in cells) + ' |')
     print('\ntimes in ms per call')
 
