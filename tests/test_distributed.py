@@ -19,11 +19,11 @@ ITERS = 6
 @pytest.mark.slow
 def test_two_rank_training_keeps_ranks_identical(tmp_path):
     assert CONFIG is not None, 'no configs/quickstart/ocrnet_*seg*.py'
-    import mmseg
+    from mmhrformer.cli.host_tool import host_script
     sys.path.insert(0, str(Path(__file__).parent))
     from dist_cpu import digest
 
-    train_py = Path(mmseg.__file__).parent / '.mim' / 'tools' / 'train.py'
+    train_py = host_script('mmseg', 'train')
     cfg = tmp_path / 'dist_cfg.py'
     cfg.write_text(
         f"_base_ = [{str(CONFIG)!r}]\n"

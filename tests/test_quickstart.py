@@ -66,9 +66,9 @@ def test_quickstart_learns_both_tasks(quickstart):
 def test_seg_checkpoint_with_mmseg_test_tool(quickstart):
     """MMSeg's own tools/test.py (what ``mim test mmseg`` runs) on the quickstart's checkpoint,
     with torch's safe loading on (the config's custom_imports allowlists MMEngine's types)."""
-    import mmseg
+    from mmhrformer.cli.host_tool import host_script
     _, work, summary = quickstart
-    test_py = Path(mmseg.__file__).parent / '.mim' / 'tools' / 'test.py'
+    test_py = host_script('mmseg', 'test')
     proc = run([sys.executable, test_py, SEG_CONFIG, summary['seg']['checkpoint'], '--work-dir',
                 work / 'seg_test'], timeout=300)
     out = proc.stdout + proc.stderr

@@ -20,6 +20,7 @@ import torch
 
 import mmhrformer  # noqa: F401  (what custom_imports does: the allowlist)
 import official  # tests/official.py
+from mmhrformer.cli.host_tool import host_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SEG_CONFIG = ROOT / 'configs' / 'quickstart' / 'ocrnet_hrformer-t_tiny-seg.py'
@@ -38,11 +39,6 @@ default_hooks = dict(checkpoint=dict(interval=2, max_keep_ckpts={ITERS}),
                      logger=dict(interval=1))
 randomness = dict(seed=0)
 '''
-
-
-def host_tool(host, tool):
-    import importlib
-    return Path(importlib.import_module(host).__file__).parent / '.mim' / 'tools' / f'{tool}.py'
 
 
 def environment():
@@ -70,7 +66,7 @@ def resumable_config(tmp_path_factory):
 @pytest.fixture(scope='module')
 def uninterrupted(resumable_config, tmp_path_factory):
     work = tmp_path_factory.mktemp('uninterrupted')
-    proc = run([sys.executable, host_tool('mmseg', 'train'), resumable_config, '--work-dir', work],
+    proc = run([sys.executable, host_script('mmseg', 'train'), resumable_config, '--work-dir', work],
                timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return work
@@ -78,7 +74,7 @@ def uninterrupted(resumable_config, tmp_path_factory):
 
 @pytest.mark.slow
 def test_killed_training_resumes_to_the_same_weights(resumable_config, uninterrupted, tmp_path):
-    train = [sys.executable, host_tool('mmseg', 'train'), resumable_config, '--work-dir', tmp_path]
+    train = [sys.executable, host_script('mmseg', 'train'), resumable_config, '--work-dir', tmp_path]
     proc = subprocess.Popen([str(c) for c in train], cwd=ROOT, env=environment(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Kill it hard (no clean exit) once a checkpoint is complete: MMEngine writes last_checkpoint
@@ -115,7 +111,7 @@ def test_trained_checkpoint_with_load_from_test_tool_and_inferencer(uninterrupte
     from mmseg.apis import MMSegInferencer
     checkpoint = uninterrupted / f'iter_{ITERS}.pth'
     # load_from + MMSeg's tools/test.py (what mim test runs); no variable in the environment.
-    proc = run([sys.executable, host_tool('mmseg', 'test'), SEG_CONFIG, checkpoint, '--work-dir',
+    proc = run([sys.executable, host_script('mmseg', 'test'), SEG_CONFIG, checkpoint, '--work-dir',
                 tmp_path], timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert re.search(r'Iter\(test\) .*mIoU: [\d.]+', proc.stdout + proc.stderr)
@@ -130,7 +126,7 @@ def test_trained_checkpoint_with_load_from_test_tool_and_inferencer(uninterrupte
 def test_pose_checkpoint_with_mmpose_inferencer_and_demo(tmp_path):
     from mmpose.apis import MMPoseInferencer
     work = tmp_path / 'pose'
-    proc = run([sys.executable, host_tool('mmpose', 'train'), POSE_CONFIG, '--work-dir', work,
+    proc = run([sys.executable, host_script('mmpose', 'train'), POSE_CONFIG, '--work-dir', work,
                 '--cfg-options', 'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2'],
                timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -278,11 +274,11 @@ def test_classifier_checkpoint_with_mmpretrain_test_tool_and_inferencer(tmp_path
             shutil.copy(image, tmp_path / 'data' / label)
     config = tmp_path / 'hrformer-t_tiny-cls.py'
     config.write_text(TINY_CLS.format(root=tmp_path / 'data'))
-    train = run([sys.executable, host_tool('mmpretrain', 'train'), config, '--work-dir',
+    train = run([sys.executable, host_script('mmpretrain', 'train'), config, '--work-dir',
                  tmp_path / 'run'], timeout=600)
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
     checkpoint = tmp_path / 'run' / 'iter_2.pth'
-    test = run([sys.executable, host_tool('mmpretrain', 'test'), config, checkpoint,
+    test = run([sys.executable, host_script('mmpretrain', 'test'), config, checkpoint,
                 '--work-dir', tmp_path / 'test'], timeout=300)
     assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
     assert re.search(r'accuracy/top1: [\d.]+', test.stdout + test.stderr)
