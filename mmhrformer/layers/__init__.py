@@ -4,6 +4,7 @@
 ``config``                  fast-path switches (``set_fused_kernels``), export / capture detection
 ``conv_bn``                 conv + norm (+ residual, activation), BN folded at inference
 ``onednn``                  oneDNN's fused conv kernels (CPU inference)
+``attention``               scaled dot-product attention, a faster path for a learned mask
 ``conv_bn_gelu``            the FFN's conv-BN-GELU chain, memory-lean in training
 ``sync_batch_norm``         SyncBatchNorm statistics and gradients for that chain
 ``bottleneck``              the ResNet bottleneck (backbone stage 1, cls neck)
@@ -11,6 +12,7 @@
 ``norm``, ``drop_path``     norm layers from configs; stochastic depth
 ==========================  ================================================================
 """
+from .attention import attention
 from .bottleneck import Bottleneck
 from .config import is_capturing, is_exporting, set_fused_kernels, use_fused_kernels
 from .conv_bn import ConvNormSequential, conv_bn, fold_bn
@@ -20,7 +22,7 @@ from .norm import build_norm
 from .relative_position import relative_position_index, resize_rpe_table
 
 __all__ = [
-    'Bottleneck', 'ConvBNGELUChain', 'ConvNormSequential', 'DropPath', 'build_norm', 'conv_bn',
+    'Bottleneck', 'ConvBNGELUChain', 'attention', 'ConvNormSequential', 'DropPath', 'build_norm', 'conv_bn',
     'conv_bn_gelu_chain', 'fold_bn', 'is_capturing', 'is_exporting', 'relative_position_index',
     'resize_rpe_table', 'set_fused_kernels', 'use_fused_kernels'
 ]

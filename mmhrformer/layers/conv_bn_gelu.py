@@ -44,7 +44,7 @@ class ConvBNGELUChain(torch.autograd.Function):
                 mean, invstd, count = synced_batch_stats(z, running_mean, running_var, momentum,
                                                           eps, group)
                 y = _batch_norm_apply(z, mean, invstd, norm_weight, norm_bias)
-            h = F.gelu(y)
+            h = _elementwise(F.gelu, y)
             conv_outs.append(z)
             stats += [mean, invstd]
             counts.append(count)
@@ -67,7 +67,7 @@ class ConvBNGELUChain(torch.autograd.Function):
             z, (mean, invstd) = conv_outs[i], stats[2 * i:2 * i + 2]
             y = norm_out if norm_out is not None else _batch_norm_apply(z, mean, invstd,
                                                                         norm_weight, norm_bias)
-            grad_y = torch.ops.aten.gelu_backward(grad, y.to(grad.dtype))
+            grad_y = _elementwise(torch.ops.aten.gelu_backward, grad, y.to(grad.dtype))
             if group is None:
                 grad_z, grad_nw, grad_nb = torch.ops.aten.native_batch_norm_backward(
                     grad_y, z, norm_weight, None, None, mean, invstd, True, eps,
@@ -79,7 +79,7 @@ class ConvBNGELUChain(torch.autograd.Function):
             if i > 0:
                 z_in, (mean_in, invstd_in) = conv_outs[i - 1], stats[2 * i - 2:2 * i]
                 norm_out = _batch_norm_apply(z_in, mean_in, invstd_in, *params[6 * i - 4:6 * i - 2])
-                conv_in = F.gelu(norm_out).to(z.dtype)
+                conv_in = _elementwise(F.gelu, norm_out).to(z.dtype)
             else:
                 conv_in = x.to(z.dtype)  # autocast ran the first conv in z's dtype
             grad, grad_w, grad_b = torch.ops.aten.convolution_backward(
@@ -91,6 +91,22 @@ class ConvBNGELUChain(torch.autograd.Function):
             grads[6 * i + 1] = None if grad_b is None else grad_b.to(bias.dtype)
         grad_x = None if grad is None else grad.to(x.dtype)
         return (grad_x, None, *grads)
+
+
+def _elementwise(fn, *tensors: torch.Tensor) -> torch.Tensor:
+    """``fn(*tensors)`` for an elementwise ``fn``, run over 1-d views where all are channels_last.
+
+    ATen's GELU kernels take about 1.7x as long over a 4-d channels_last tensor as over the same
+    memory seen as 1-d (measured at the FFN's shapes); the result is the same.
+    """
+    first = tensors[0]
+    if first.dim() == 4 and not first.is_contiguous() and all(
+            t.shape == first.shape and t.is_contiguous(memory_format=torch.channels_last)
+            for t in tensors):
+        n, c, h, w = first.shape
+        out = fn(*(t.permute(0, 2, 3, 1).reshape(-1) for t in tensors))
+        return out.view(n, h, w, c).permute(0, 3, 1, 2)
+    return fn(*tensors)
 
 
 def _batch_norm_apply(z, mean, invstd, weight, bias) -> torch.Tensor:

@@ -23,12 +23,15 @@ def plain_ffn(ffn, x):
     return x
 
 
-def test_ffn_chain_training_matches_autograd():
+# channels_last is the backbone's layout (elementwise ops run over 1-d views); the other the
+# fallback for any other layout.
+@pytest.mark.parametrize('memory_format', [torch.channels_last, torch.contiguous_format])
+def test_ffn_chain_training_matches_autograd(memory_format):
     torch.manual_seed(0)
     ffn = randomized_ffn()
     reference = randomized_ffn()
     reference.load_state_dict(ffn.state_dict())
-    x = torch.randn(2, 16, 9, 11).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 16, 9, 11).contiguous(memory_format=memory_format)
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     out, expected = ffn(x1), plain_ffn(reference, x2)
     torch.testing.assert_close(out, expected)

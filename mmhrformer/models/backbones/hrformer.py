@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
-from ...layers import (Bottleneck, ConvNormSequential, DropPath, build_norm, conv_bn,
+from ...layers import (Bottleneck, ConvNormSequential, DropPath, attention, build_norm, conv_bn,
                        conv_bn_gelu_chain, is_exporting, relative_position_index,
                        resize_rpe_table)
 
@@ -160,9 +160,10 @@ class WindowAttention(nn.Module):
         qkv = qkv.view(b, nh, w, nw, w, 3, self.num_heads, head_dims)
         qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, b * nh * nw, self.num_heads, w * w,
                                                            head_dims)
-        # SDPA's default scale is head_dims**-0.5, the official q scaling.
-        out = F.scaled_dot_product_attention(
-            qkv[0], qkv[1], qkv[2], attn_mask=self._attn_mask(pad, (hp, wp), b, qkv))
+        # unbind, not indexing: its backward stacks the three gradients instead of zero-filling
+        # a (3, ...) tensor for each.
+        q, k, v = qkv.unbind(0)
+        out = attention(q, k, v, self._attn_mask(pad, (hp, wp), b, qkv))
 
         out = out.view(b, nh, nw, self.num_heads, w, w, head_dims)
         out = out.permute(0, 1, 4, 2, 5, 3, 6).reshape(b, hp, wp, c)
