@@ -8,15 +8,18 @@ their outputs are checked to agree, then each measurement alternates between the
 Reported per arch (S, B): inference latency at the segmentation size (1x3x512x1024) and the pose
 size (Nx3x256x192); a training step (forward + backward + AdamW) at the pose size with its
 activation memory (bytes autograd keeps for backward, counted once per storage; on CUDA the
-allocator's real peak); achieved GFLOP/s of both models (FLOPs from torch.utils.flop_counter)
-against this machine's fp32 matmul rate. With ``--device cuda``, AMP (bf16 and fp16) rows are
-added; with ``--hrnet``, MMPose's HRNet-W32 as a second reference at the pose size.
+allocator's real peak); MMPose's HRNet-W32 (the COCO 256x192 setting) as a second reference at the
+pose size; achieved GFLOP/s of every model (FLOPs from torch.utils.flop_counter) against this
+machine's fp32 matmul rate. Each ratio comes with its spread: the lowest and highest of the
+per-repeat ratios. With ``--device cuda``, AMP (bf16 and fp16) rows are added and the pose batch is
+32; with ``--compile``, ``torch.compile`` of our backbone (what MMEngine's ``compile=True`` does):
+the seconds the first call takes, the graphs and recompilations, then compiled against eager.
 
 Usage:
     python benchmarks/backbone_speed.py                   # CPU, S and B, the README table
     python benchmarks/backbone_speed.py --arch small --repeats 3 --quick
     python benchmarks/backbone_speed.py --device cuda
-    python benchmarks/backbone_speed.py --arch small --quick --hrnet   # + MMPose's HRNet-W32
+    python benchmarks/backbone_speed.py --arch small --quick --compile
 """
 import argparse
 import contextlib
@@ -97,7 +100,7 @@ def sync(device):
 
 
 def interleaved(fns: dict, device: str, warmup: int, repeats: int) -> dict:
-    """Median seconds per call of each fn, alternating fns within every repeat."""
+    """Seconds per call of each fn in every repeat, alternating fns within a repeat."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -109,7 +112,14 @@ def interleaved(fns: dict, device: str, warmup: int, repeats: int) -> dict:
             fn()
             sync(device)
             times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def timed_row(times: dict, reference: str, ours: str = 'ours') -> tuple:
+    """(reference median, our median, median ratio, 'lowest-highest' of the per-repeat ratios)."""
+    ratios = [r / o for r, o in zip(times[reference], times[ours])]
+    return (statistics.median(times[reference]), statistics.median(times[ours]),
+            statistics.median(ratios), f'{min(ratios):.2f}-{max(ratios):.2f}')
 
 
 def max_abs_diff(a, b) -> str:
@@ -175,12 +185,8 @@ def activation_memory(model, x, device, dtype=None) -> int:
 def matmul_gflops(device) -> float:
     n = 2048
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    t = interleaved({'mm': lambda: a @ b}, device, 2, 5)['mm']
+    t = statistics.median(interleaved({'mm': lambda: a @ b}, device, 2, 5)['mm'])
     return 2 * n**3 / t / 1e9
-
-
-def fmt_ms(s):
-    return f'{s * 1e3:.1f}'
 
 
 def in_eval(model):
@@ -192,27 +198,83 @@ def rate(flops, seconds, peak) -> str:
     return f'{flops / seconds / 1e9:.0f} ({flops / seconds / 1e9 / peak:.0%})'
 
 
-def hrnet_rows(arch, ours, x, device, args, peak) -> list:
-    """Our backbone against MMPose's HRNet-W32 at the pose size: inference and training step.
-    Different models, so no output comparison; the ratio is HRNet's time over ours."""
-    hrnet = mmpose_hrnet_w32().to(device)
-    shape = 'x'.join(map(str, x.shape))
-    ours.eval(), hrnet.eval()
+def shape_of(x) -> str:
+    return 'x'.join(map(str, x.shape))
+
+
+def row(arch, measure, precision, reference, timing, diff='', ours_rate='', ref_rate=''):
+    """A table row from :func:`timed_row`'s (reference s, ours s, ratio, spread)."""
+    ref_s, ours_s, ratio, spread = timing
+    return (arch, measure, precision, reference, f'{ref_s * 1e3:.1f}', f'{ours_s * 1e3:.1f}',
+            f'{ratio:.2f}x', spread, diff, ours_rate, ref_rate)
+
+
+def speed_rows(arch, ours, reference, name, x, device, args, peak, dtypes=(None, ),
+               diff='') -> list:
+    """Inference (and a training step per autocast dtype, None: fp32) of ours against
+    ``reference`` at input ``x``."""
+    ours.eval(), in_eval(reference)
     with torch.no_grad():
-        t = interleaved({'ours': lambda: ours(x), 'hrnet': lambda: hrnet(x)}, device,
-                        args.warmup, args.repeats)
-    rows = [(arch, f'inference pose {shape}', 'fp32', 'MMPose HRNet-W32', fmt_ms(t['hrnet']),
-             fmt_ms(t['ours']), t['hrnet'] / t['ours'], '', rate(count_flops(ours, x),
-                                                                  t['ours'], peak),
-             rate(count_flops(hrnet, x), t['hrnet'], peak))]
-    ours.train(), hrnet.train()
-    t = interleaved({'ours': train_step_fn(ours, x, device), 'hrnet': train_step_fn(hrnet, x,
-                                                                                  device)},
-                    device, args.warmup, args.repeats)
-    rows.append((arch, f'train step pose {shape}', 'fp32', 'MMPose HRNet-W32', fmt_ms(t['hrnet']),
-                 fmt_ms(t['ours']), t['hrnet'] / t['ours'], '',
-                 rate(3 * count_flops(ours.eval(), x), t['ours'], peak),
-                 rate(3 * count_flops(in_eval(hrnet), x), t['hrnet'], peak)))
+        timing = timed_row(interleaved({'ours': lambda: ours(x), 'ref': lambda: reference(x)},
+                                       device, args.warmup, args.repeats), 'ref')
+        flops, ref_flops = count_flops(ours, x), count_flops(reference, x)
+    rows = [row(arch, f'inference {shape_of(x)}', 'fp32', name, timing, diff,
+                rate(flops, timing[1], peak), rate(ref_flops, timing[0], peak))]
+    for dtype in dtypes:
+        label = 'fp32' if dtype is None else f'AMP {str(dtype).split(".")[-1]}'
+        ours.train(), reference.train()
+        timing = timed_row(interleaved({'ours': train_step_fn(ours, x, device, dtype),
+                                        'ref': train_step_fn(reference, x, device, dtype)},
+                                       device, args.warmup, args.repeats), 'ref')
+        # forward + backward ~ 3x forward
+        rows.append(row(arch, f'train step {shape_of(x)}', label, name, timing, '',
+                        rate(3 * flops, timing[1], peak), rate(3 * ref_flops, timing[0], peak)))
+    return rows
+
+
+def memory_rows(arch, ours, theirs, x, device, dtypes) -> list:
+    rows = []
+    for dtype in dtypes:
+        label = 'fp32' if dtype is None else f'AMP {str(dtype).split(".")[-1]}'
+        mem_ours = activation_memory(ours, x, device, dtype)
+        mem_theirs = activation_memory(theirs, x, device, dtype)
+        what = 'peak CUDA memory' if device == 'cuda' else 'activation memory'
+        rows.append((arch, f'{what} {shape_of(x)}', label, 'MMPose HRFormer',
+                     f'{mem_theirs / 2**20:.0f} MiB', f'{mem_ours / 2**20:.0f} MiB',
+                     f'{mem_theirs / mem_ours:.2f}x', 'exact', '', '', ''))
+    return rows
+
+
+def compiled_rows(arch, ours, x, device, args) -> list:
+    """``torch.compile`` of our backbone against our eager backbone: inference, training step."""
+    from torch._dynamo.utils import counters
+    rows = []
+    for mode in ('inference', 'train step'):
+        torch._dynamo.reset()
+        counters.clear()
+        compiled = torch.compile(ours)
+        if mode == 'inference':
+            ours.eval()
+            eager_fn, compiled_fn = ours, compiled
+            context = torch.no_grad
+        else:
+            ours.train()
+            eager_fn = train_step_fn(ours, x, device)
+            compiled_fn = train_step_fn(compiled, x, device)
+            context = contextlib.nullcontext
+        with context():
+            t0 = time.perf_counter()
+            compiled_fn(x) if mode == 'inference' else compiled_fn()
+            sync(device)
+            seconds = time.perf_counter() - t0
+            call = (lambda f: (lambda: f(x))) if mode == 'inference' else (lambda f: f)
+            timing = timed_row(interleaved({'ours': call(compiled_fn), 'ref': call(eager_fn)},
+                                           device, args.warmup, args.repeats), 'ref')
+        # One compiled frame and one graph per mode means no recompilation at a fixed size.
+        frames, graphs = counters['frames']['ok'], counters['stats']['unique_graphs']
+        rows.append(row(arch, f'{mode} {shape_of(x)}, compiled (first call {seconds:.0f} s, '
+                        f'{frames} frame(s) compiled, {graphs} graph(s))', 'fp32',
+                        'mmhrformer eager', timing))
     return rows
 
 
@@ -222,16 +284,17 @@ def main():
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--pose-batch', type=int, default=4,
-                        help='N of the Nx3x256x192 pose input (default: 4; 32 on a GPU)')
+    parser.add_argument('--pose-batch', type=int,
+                        help='N of the Nx3x256x192 pose input (default: 4 on a CPU, 32 on a GPU)')
     parser.add_argument('--quick', action='store_true',
                         help='skip the 512x1024 segmentation size (for a smoke run)')
-    parser.add_argument('--hrnet', action='store_true',
-                        help="also time MMPose's HRNet-W32 (COCO 256x192) at the pose size")
+    parser.add_argument('--compile', action='store_true',
+                        help='add torch.compile rows (minutes of compilation on a CPU)')
     args = parser.parse_args()
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda asked, but torch sees no CUDA device')
     device = args.device
+    pose_batch = args.pose_batch or (32 if device == 'cuda' else 4)
     torch.manual_seed(0)
     torch.set_flush_denormal(True)  # denormals slow both models' CPU kernels down by orders
 
@@ -241,58 +304,35 @@ def main():
     print(f'# HRFormer backbone: mmhrformer vs MMPose 1.x ({device}: {machine})')
     print(f'torch {torch.__version__}; fp32 matmul rate {peak:.0f} GFLOP/s (2048^3, the "peak")')
     print(f'medians of {args.repeats} interleaved repeats after {args.warmup} warm-up; '
-          'ratio = theirs / ours (> 1: ours is faster or lighter)\n')
+          'ratio = reference / ours (> 1: ours is faster or lighter); spread: the lowest and '
+          'highest per-repeat ratio\n')
 
+    dtypes = [None] + ([torch.bfloat16, torch.float16] if device == 'cuda' else [])
+    hrnet = mmpose_hrnet_w32().to(device)
     rows = []
     for arch in args.arch:
         ours, theirs = build_pair(arch, device)
-        shapes = [('pose', (args.pose_batch, 3, 256, 192))]
-        if not args.quick:
-            shapes.insert(0, ('seg', (1, 3, 512, 1024)))
-        for name, shape in shapes:
-            x = torch.randn(*shape, device=device)
+        x = torch.randn(pose_batch, 3, 256, 192, device=device)
+        inputs = [x] if args.quick else [torch.randn(1, 3, 512, 1024, device=device), x]
+        for inp in inputs:
             ours.eval(), theirs.eval()
             with torch.no_grad():
-                diff = max_abs_diff(ours(x), theirs(x))
-                flops = count_flops(ours, x)
-                t = interleaved({'ours': lambda: ours(x), 'theirs': lambda: theirs(x)}, device,
-                                args.warmup, args.repeats)
-            rows.append((arch, f'inference {name} {"x".join(map(str, shape))}', 'fp32',
-                         'MMPose HRFormer', fmt_ms(t['theirs']), fmt_ms(t['ours']),
-                         t['theirs'] / t['ours'], diff, rate(flops, t['ours'], peak),
-                         rate(count_flops(theirs, x), t['theirs'], peak)))
-        x = torch.randn(args.pose_batch, 3, 256, 192, device=device)
-        dtypes = [None] + ([torch.bfloat16, torch.float16] if device == 'cuda' else [])
-        for dtype in dtypes:
-            label = 'fp32' if dtype is None else f'AMP {str(dtype).split(".")[-1]}'
-            ours.train(), theirs.train()
-            t = interleaved({'ours': train_step_fn(ours, x, device, dtype),
-                             'theirs': train_step_fn(theirs, x, device, dtype)}, device,
-                            args.warmup, args.repeats)
-            flops = 3 * count_flops(ours.eval(), x)  # forward + backward ~ 3x forward
-            rows.append((arch, f'train step pose {"x".join(map(str, x.shape))}', label,
-                         'MMPose HRFormer', fmt_ms(t['theirs']), fmt_ms(t['ours']),
-                         t['theirs'] / t['ours'], '', rate(flops, t['ours'], peak),
-                         rate(3 * count_flops(in_eval(theirs), x), t['theirs'], peak)))
-            mem_ours = activation_memory(ours, x, device, dtype)
-            mem_theirs = activation_memory(theirs, x, device, dtype)
-            what = 'peak CUDA memory' if device == 'cuda' else 'activation memory'
-            rows.append((arch, f'{what} pose', label, 'MMPose HRFormer',
-                         f'{mem_theirs / 2**20:.0f} MiB', f'{mem_ours / 2**20:.0f} MiB',
-                         mem_theirs / mem_ours, '', '', ''))
-        if args.hrnet:
-            rows += hrnet_rows(arch, ours, x, device, args, peak)
+                diff = max_abs_diff(ours(inp), theirs(inp))
+            rows += speed_rows(arch, ours, theirs, 'MMPose HRFormer', inp, device, args, peak,
+                               dtypes if inp is x else (), diff)
+        rows += memory_rows(arch, ours, theirs, x, device, dtypes)
+        rows += speed_rows(arch, ours, hrnet, 'MMPose HRNet-W32', x, device, args, peak)
+        if args.compile:
+            rows += compiled_rows(arch, ours, x, device, args)
         del ours, theirs
 
-    header = ('arch', 'measure', 'precision', 'reference', 'reference time', 'mmhrformer',
-              'ratio', 'max abs diff', 'ours GFLOP/s (of peak)', 'reference GFLOP/s (of peak)')
+    header = ('arch', 'measure', 'precision', 'reference', 'reference ms', 'mmhrformer ms',
+              'ratio', 'spread', 'max abs diff', 'ours GFLOP/s (of peak)',
+              'reference GFLOP/s (of peak)')
     print('| ' + ' | '.join(header) + ' |')
     print('|' + '---|' * len(header))
     for r in rows:
-        cells = list(r)
-        cells[6] = f'{cells[6]:.2f}x'
-        print('| ' + ' | '.join(str(c) for c in cells) + ' |')
-    print('\ntimes in ms per call')
+        print('| ' + ' | '.join(str(c) for c in r) + ' |')
 
 
 if __name__ == '__main__':

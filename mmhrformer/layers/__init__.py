@@ -5,6 +5,7 @@
 ``conv_bn``                 conv + norm (+ residual, activation), BN folded at inference
 ``onednn``                  oneDNN's fused conv kernels (CPU inference)
 ``attention``               scaled dot-product attention, a faster path for a learned mask
+``derived_weights``         weights derived from parameters, kept between inference calls
 ``conv_bn_gelu``            the FFN's conv-BN-GELU chain, memory-lean in training
 ``sync_batch_norm``         SyncBatchNorm statistics and gradients for that chain
 ``bottleneck``              the ResNet bottleneck (backbone stage 1, cls neck)
@@ -17,12 +18,13 @@ from .bottleneck import Bottleneck
 from .config import is_capturing, is_exporting, set_fused_kernels, use_fused_kernels
 from .conv_bn import ConvNormSequential, conv_bn, fold_bn
 from .conv_bn_gelu import ConvBNGELUChain, conv_bn_gelu_chain
+from .derived_weights import derived
 from .drop_path import DropPath
 from .norm import build_norm
 from .relative_position import relative_position_index, resize_rpe_table
 
 __all__ = [
-    'Bottleneck', 'ConvBNGELUChain', 'attention', 'ConvNormSequential', 'DropPath', 'build_norm', 'conv_bn',
-    'conv_bn_gelu_chain', 'fold_bn', 'is_capturing', 'is_exporting', 'relative_position_index',
-    'resize_rpe_table', 'set_fused_kernels', 'use_fused_kernels'
+    'Bottleneck', 'ConvBNGELUChain', 'ConvNormSequential', 'DropPath', 'attention', 'build_norm',
+    'conv_bn', 'conv_bn_gelu_chain', 'derived', 'fold_bn', 'is_capturing', 'is_exporting',
+    'relative_position_index', 'resize_rpe_table', 'set_fused_kernels', 'use_fused_kernels'
 ]

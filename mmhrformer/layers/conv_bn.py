@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import onednn
+from .derived_weights import derived
 
 ACTIVATIONS = {'relu': F.relu, 'gelu': F.gelu}
 
@@ -34,7 +35,9 @@ def conv_bn(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module, activation: Optio
     if norm.training or not isinstance(norm, _BatchNorm) or norm.running_var is None:
         out = norm(conv(x))
     else:
-        weight, bias = fold_bn(conv, norm)
+        weight, bias = derived(conv, 'folded_bn', (conv.weight, conv.bias, norm.weight,
+                                                   norm.bias, norm.running_mean, norm.running_var),
+                               lambda: fold_bn(conv, norm), norm.eps)
         if onednn.can_fuse(x, weight, activation, residual):
             return onednn.fused_conv(x, conv, weight, bias, activation, residual)
         out = F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)

@@ -20,7 +20,10 @@ up to float32 rounding):
   oneDNN's fused kernel (``set_fused_kernels(False)`` turns that off);
 * the FFN's three conv-BN-GELU steps go through ``conv_bn_gelu_chain``: in training one autograd
   function that keeps only the conv outputs;
-* attention is one ``F.scaled_dot_product_attention`` call per branch, q / k / v one GEMM.
+* attention is one ``F.scaled_dot_product_attention`` call per branch, q / k / v one GEMM
+  (``attention`` writes it out in CPU training, where SDPA would fall back to its math path);
+* weights derived from parameters (folded BNs, the stacked q / k / v, the gathered position bias)
+  are kept between inference calls while the parameters are unchanged (``derived``).
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -33,7 +36,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
 from ...layers import (Bottleneck, ConvNormSequential, DropPath, attention, build_norm, conv_bn,
-                       conv_bn_gelu_chain, is_exporting, relative_position_index,
+                       conv_bn_gelu_chain, derived, is_exporting, relative_position_index,
                        resize_rpe_table)
 
 # Branch layout of stages 2-4; stage 1 (two 64-plane bottlenecks) is the same for every arch.
@@ -119,8 +122,9 @@ class WindowAttention(nn.Module):
         n = w * w
         mask = None
         if self.with_rpe:
-            bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-            mask = bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0).to(ref.dtype)
+            table, index = self.relative_position_bias_table, self.relative_position_index
+            mask = derived(self, 'position_bias', (table, index), lambda: table[index.view(-1)].view(
+                n, n, -1).permute(2, 0, 1).unsqueeze(0).to(ref.dtype), ref.dtype)
         if self.pad_mask and (is_exporting() or any(pad)):
             top, bottom, left, right = pad
             hp, wp = padded_hw
@@ -154,8 +158,11 @@ class WindowAttention(nn.Module):
 
         # The projection is per token, so it runs before the window partition: one GEMM for
         # q, k and v, then a single copy into (3, B*nW, heads, N, d).
-        weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
-        bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        weight, bias = derived(
+            self, 'qkv_proj', [t for p in projections for t in (p.weight, p.bias)],
+            lambda: (torch.cat([p.weight for p in projections]),
+                     torch.cat([p.bias for p in projections])))
         qkv = F.linear(x, weight, bias)
         qkv = qkv.view(b, nh, w, nw, w, 3, self.num_heads, head_dims)
         qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, b * nh * nw, self.num_heads, w * w,
