@@ -12,11 +12,13 @@ inferencers work on torch >= 2.6 without turning the safety off.
 ``layers``                  shared blocks and the fast kernels (BN folding, fused CPU convs, the
                             memory-lean FFN chain), with their switch ``set_fused_kernels``
 ``checkpoint``              official / MMPose checkpoint layouts and their conversion
+``engine``                  ``CompileAdviceHook``: what ``torch.compile`` costs, told when it is on
 ``registry``                this package's scope and the registration into the hosts
 ==========================  ================================================================
 """
 from .checkpoint import (allow_mmengine_checkpoints, convert_official_backbone,
                          convert_official_classifier)
+from .engine import CompileAdviceHook
 from .models import ARCH_ZOO, HRFormer, HRFormerClsNeck
 from .registry import MODELS, register
 from .version import __version__
@@ -27,6 +29,6 @@ register(HRFormerClsNeck, bare_name_hosts=('mmpretrain', ))
 allow_mmengine_checkpoints()
 
 __all__ = [
-    'ARCH_ZOO', 'HRFormer', 'HRFormerClsNeck', 'MODELS', 'convert_official_backbone',
-    'convert_official_classifier', '__version__'
+    'ARCH_ZOO', 'CompileAdviceHook', 'HRFormer', 'HRFormerClsNeck', 'MODELS',
+    'convert_official_backbone', 'convert_official_classifier', '__version__'
 ]

@@ -1,17 +1,21 @@
-"""Puts this package's modules into the OpenMMLab model registries.
+"""Puts this package's modules into the OpenMMLab registries.
 
-``MODELS`` is this package's own scope, a child of MMEngine's root registry, so
+``MODELS`` and ``HOOKS`` are this package's own scope, children of MMEngine's root registries, so
 ``dict(type='mmhrformer.HRFormer')`` builds from any host's ``MODELS`` (MMSeg, MMPose, MMPretrain):
-MMEngine resolves a scoped type through ``mmhrformer.registry``. The bare name is also registered
+MMEngine resolves a scoped type through ``mmhrformer.registry`` (and ``'mmhrformer.CompileAdviceHook'``
+from any host's ``custom_hooks``). The bare model name is also registered
 into the hosts that lack a module of that name; MMPose keeps its own ``HRFormer``.
 """
 import importlib
 from typing import Sequence, Type
 
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmhrformer')
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmhrformer',
+                 locations=['mmhrformer.engine'])
 
 HOSTS = ('mmseg', 'mmpose', 'mmpretrain')
 

@@ -17,3 +17,5 @@ pretrained = 'checkpoints/hrformer-b_in1k.pth'
 model = dict(backbone=dict(
     _base_.hrformer_backbone, arch='base', drop_path_rate=0.2,
     init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+# MMPose's SyncBuffersHook, plus a warning with the measured cost when `compile` is turned on.
+custom_hooks = _base_.custom_hooks + [dict(type='mmhrformer.CompileAdviceHook')]

@@ -19,3 +19,5 @@ model = dict(backbone=dict(
     _base_.hrformer_backbone, arch='base', drop_path_rate=0.3,
     init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
 train_dataloader = dict(batch_size=8)
+# MMPose's SyncBuffersHook, plus a warning with the measured cost when `compile` is turned on.
+custom_hooks = _base_.custom_hooks + [dict(type='mmhrformer.CompileAdviceHook')]

@@ -17,3 +17,5 @@ pretrained = 'checkpoints/hrformer-s_in1k.pth'
 model = dict(backbone=dict(
     _base_.hrformer_backbone, arch='small', drop_path_rate=0.1,
     init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+# MMPose's SyncBuffersHook, plus a warning with the measured cost when `compile` is turned on.
+custom_hooks = _base_.custom_hooks + [dict(type='mmhrformer.CompileAdviceHook')]

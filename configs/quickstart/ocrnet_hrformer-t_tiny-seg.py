@@ -115,3 +115,5 @@ log_processor = dict(by_epoch=False, window_size=10)
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0)
 work_dir = 'work_dirs/quickstart/ocrnet_hrformer-t_tiny-seg'
+# A warning with the measured cost of torch.compile when `compile` is turned on.
+custom_hooks = [dict(type='mmhrformer.CompileAdviceHook')]

@@ -105,3 +105,5 @@ log_processor = dict(by_epoch=False, window_size=10)
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0)
 work_dir = 'work_dirs/quickstart/td-hm_hrformer-t_tiny-pose'
+# MMPose's SyncBuffersHook, plus a warning with the measured cost when `compile` is turned on.
+custom_hooks = _base_.custom_hooks + [dict(type='mmhrformer.CompileAdviceHook')]

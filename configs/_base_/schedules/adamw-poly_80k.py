@@ -18,3 +18,5 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='PolyLR', power=0.9, eta_min=0.0, by_epoch=False, begin=1500, end=max_iters),
 ]
+# A warning with the measured cost of torch.compile when `compile` is turned on.
+custom_hooks = [dict(type='mmhrformer.CompileAdviceHook')]

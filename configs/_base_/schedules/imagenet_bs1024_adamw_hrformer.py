@@ -31,3 +31,5 @@ train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
 # The lr above is set for 1024 images per iteration (8 GPUs x 128); auto_scale_lr rescales it
 # linearly (``--auto-scale-lr``) for another total batch, the official rule.
 auto_scale_lr = dict(base_batch_size=1024)
+# A warning with the measured cost of torch.compile when `compile` is turned on.
+custom_hooks = [dict(type='mmhrformer.CompileAdviceHook')]

@@ -1,0 +1,4 @@
+"""Runner-side helpers for MMEngine's training loops."""
+from .compile_advice import CompileAdviceHook
+
+__all__ = ['CompileAdviceHook']
