@@ -151,7 +151,7 @@ def test_seg_official_recipe(path):
     assert tuple(cfg.model.data_preprocessor.size) == crop
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     opt = cfg.optim_wrapper.optimizer
-    assert (opt.type, opt.lr, opt.weight_decay) == ('AdamW', 1e-4, 0.01)
+    assert (opt.type, opt.lr, opt.weight_decay, opt.fused) == ('AdamW', 1e-4, 0.01, True)
     pw = cfg.optim_wrapper.paramwise_cfg
     assert pw.norm_decay_mult == 0 and pw.bias_decay_mult == 0
     assert pw.custom_keys['relative_position_bias_table'].decay_mult == 0
@@ -214,7 +214,7 @@ def test_pose_official_recipe(path):
     assert cfg.train_dataloader.batch_size == per_gpu and f'_8xb{per_gpu}-' in name
     assert cfg.train_cfg.max_epochs == 210
     opt = cfg.optim_wrapper.optimizer
-    assert (opt.type, opt.lr, opt.weight_decay) == ('AdamW', 5e-4, 0.01)
+    assert (opt.type, opt.lr, opt.weight_decay, opt.fused) == ('AdamW', 5e-4, 0.01, True)
     keys = cfg.optim_wrapper.paramwise_cfg.custom_keys
     assert keys['relative_position_bias_table'].decay_mult == 0
     warm, step = cfg.param_scheduler

@@ -44,6 +44,7 @@ def test_configs_follow_the_official_recipe(arch):
     opt = cfg.optim_wrapper
     assert opt.optimizer.type == 'AdamW' and opt.optimizer.lr == pytest.approx(5e-4 * 1024 / 512)
     assert opt.optimizer.weight_decay == 0.05 and opt.clip_grad.max_norm == 5.0
+    assert opt.optimizer.fused
     assert cfg.train_cfg.max_epochs == 300
     warmup, cosine = cfg.param_scheduler
     assert warmup.type == 'LinearLR' and warmup.end == 20 and cosine.begin == 20

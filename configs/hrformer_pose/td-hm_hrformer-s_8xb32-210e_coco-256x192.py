@@ -19,3 +19,6 @@ model = dict(backbone=dict(
     init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
 # MMPose's SyncBuffersHook, plus a warning with the measured cost when `compile` is turned on.
 custom_hooks = _base_.custom_hooks + [dict(type='mmhrformer.CompileAdviceHook')]
+# MMPose's AdamW, fused: one kernel for all parameters (CPU and CUDA), the same update; on a CPU the
+# default per-tensor loop costs HRFormer-S 70 ms a step, fused 17 ms.
+optim_wrapper = dict(optimizer=dict(fused=True))

