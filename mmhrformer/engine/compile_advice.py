@@ -6,6 +6,8 @@ the compiled training step is slower than eager. Figures from ``benchmarks/backb
 --compile`` (HRFormer-S, 4x3x256x192, fp32, 2-core x86 CPU, torch 2.14) are in :data:`CPU_FIGURES`.
 No GPU figures have been measured for this package yet.
 """
+import logging
+
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
@@ -38,4 +40,4 @@ class CompileAdviceHook(Hook):
         else:
             advice = (f'torch.compile is on ({device}): the first iterations compile for minutes. '
                       f'It has not been measured on a {device} for HRFormer yet; {CPU_FIGURES}.')
-        print_log(f'HRFormer: {advice}', logger='current', level=30)  # WARNING
+        print_log(f'HRFormer: {advice}', logger='current', level=logging.WARNING)
