@@ -16,6 +16,14 @@ def randomized_ffn(channels=16):
     return ffn
 
 
+def twin_ffns():
+    """Two FFNs with the same random weights: one for the chain, one for plain autograd."""
+    torch.manual_seed(0)
+    ffn, reference = randomized_ffn(), randomized_ffn()
+    reference.load_state_dict(ffn.state_dict())
+    return ffn, reference
+
+
 def plain_ffn(ffn, x):
     """The FFN through separate autograd ops (what the chain function replaces)."""
     for conv, norm in ((ffn.fc1, ffn.norm1), (ffn.dw3x3, ffn.norm2), (ffn.fc2, ffn.norm3)):
@@ -27,10 +35,7 @@ def plain_ffn(ffn, x):
 # fallback for any other layout.
 @pytest.mark.parametrize('memory_format', [torch.channels_last, torch.contiguous_format])
 def test_ffn_chain_training_matches_autograd(memory_format):
-    torch.manual_seed(0)
-    ffn = randomized_ffn()
-    reference = randomized_ffn()
-    reference.load_state_dict(ffn.state_dict())
+    ffn, reference = twin_ffns()
     x = torch.randn(2, 16, 9, 11).contiguous(memory_format=memory_format)
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     out, expected = ffn(x1), plain_ffn(reference, x2)
@@ -49,10 +54,7 @@ def test_ffn_chain_training_matches_autograd(memory_format):
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
 def test_ffn_chain_autocast_gradients_close(dtype):
-    torch.manual_seed(0)
-    ffn = randomized_ffn()
-    reference = randomized_ffn()
-    reference.load_state_dict(ffn.state_dict())
+    ffn, reference = twin_ffns()
     x = torch.randn(2, 16, 9, 11)
     with torch.autocast('cpu', dtype=dtype):
         out = ffn(x)
