@@ -1,17 +1,25 @@
-"""Checkpoint layouts (official cls / seg / pose, MMPose 1.x) and their conversion.
+"""Checkpoint layouts (official cls / seg / pose, MMPose 1.x, this package's) and their mapping.
 
 ``layouts`` holds every naming rule once, as a table from layout to its mapping functions;
-``convert`` runs them, accounts for every key and checks the result against the real target model;
-``safe_globals`` lets ``torch.load(weights_only=True)`` read MMEngine's own training checkpoints.
+``convert`` runs them offline, accounts for every key and checks the result against the real
+target model; ``loading`` runs the same rules while a model loads weights (``init_cfg``,
+``load_from``, ``load_state_dict``) and stops a load that leaves the backbone incomplete;
+``checked`` loads whole models for the commands, every weight set or one clear error;
+``reading`` reads files with one-line errors; ``safe_globals`` lets
+``torch.load(weights_only=True)`` read MMEngine's own training checkpoints.
 """
+from .checked import check_against_config, load_checked
 from .convert import build_in_host, convert, ocrnet_cfg
-from .safe_globals import allow_mmengine_checkpoints
-from .layouts import (LAYOUTS, ConversionError, convert_official_backbone,
+from .layouts import (LAYOUTS, CheckpointError, convert_official_backbone,
                       convert_official_classifier, detect_layout, mmpose_backbone_cfg,
                       mmpose_to_ours, name_keys)
+from .loading import load_pretrained
+from .reading import read_checkpoint
+from .safe_globals import allow_mmengine_checkpoints
 
 __all__ = [
-    'LAYOUTS', 'ConversionError', 'allow_mmengine_checkpoints', 'build_in_host', 'convert', 'convert_official_backbone',
-    'convert_official_classifier', 'detect_layout', 'mmpose_backbone_cfg', 'mmpose_to_ours',
-    'name_keys', 'ocrnet_cfg'
+    'LAYOUTS', 'CheckpointError', 'allow_mmengine_checkpoints', 'build_in_host',
+    'check_against_config', 'convert', 'convert_official_backbone', 'convert_official_classifier',
+    'detect_layout', 'load_checked', 'load_pretrained', 'mmpose_backbone_cfg', 'mmpose_to_ours',
+    'name_keys', 'ocrnet_cfg', 'read_checkpoint'
 ]

@@ -16,7 +16,7 @@ import torch
 from ..layers import resize_rpe_table
 from ..models.backbones.hrformer import ARCH_ALIASES, ARCH_ZOO, HRFormer
 from .layouts import (INDEX, LAYOUTS, OFFICIAL_CLS_HEAD_PREFIXES, TABLE, TARGET_BACKBONE,
-                      TARGET_CLASSIFIER, TARGET_POSE, TARGET_SEG, ConversionError, StateDict,
+                      TARGET_CLASSIFIER, TARGET_POSE, TARGET_SEG, CheckpointError, StateDict,
                       detect_layout, name_keys, strip)
 
 CONVERTER = 'tools/model_converters/hrformer2mmseg.py'
@@ -25,14 +25,14 @@ CONVERTER = 'tools/model_converters/hrformer2mmseg.py'
 def unwrap(checkpoint) -> StateDict:
     """The state dict inside a checkpoint: under 'state_dict' or 'model', or the dict itself."""
     if not isinstance(checkpoint, dict):
-        raise ConversionError('not a state dict or checkpoint dict '
+        raise CheckpointError('not a state dict or checkpoint dict '
                               f'(got {type(checkpoint).__name__})')
     for key in ('state_dict', 'model'):
         if isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]
             break
     if not checkpoint or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        raise ConversionError('no state dict of tensors found (looked under "state_dict", '
+        raise CheckpointError('no state dict of tensors found (looked under "state_dict", '
                               '"model" and the top level)')
     return dict(checkpoint)
 
@@ -45,7 +45,7 @@ def backbone_arch(sd: StateDict) -> Tuple[str, object]:
     name = next((n for n, a in ARCH_ZOO.items()
                  if a['channels'][0] == width and a['num_modules'][1] == modules), None)
     if name is None:
-        raise ConversionError(f'the backbone matches no HRFormer arch (branch-0 width {width}, '
+        raise CheckpointError(f'the backbone matches no HRFormer arch (branch-0 width {width}, '
                               f'{modules} modules in stage 3; known: '
                               + ', '.join(f'{n} {a["channels"][0]}/{a["num_modules"][1]}'
                                           for n, a in ARCH_ZOO.items()) + ')')
@@ -59,7 +59,7 @@ def backbone_arch(sd: StateDict) -> Tuple[str, object]:
 
 def convert(checkpoint, full_classifier: bool = False, window_size: Optional[int] = None,
             arch: Optional[str] = None) -> Tuple[StateDict, dict]:
-    """Converts a loaded checkpoint; returns (state dict, meta). Raises :class:`ConversionError`.
+    """Converts a loaded checkpoint; returns (state dict, meta). Raises :class:`CheckpointError`.
 
     Args:
         checkpoint: What ``torch.load`` gave: a checkpoint dict or a bare state dict.
@@ -72,9 +72,12 @@ def convert(checkpoint, full_classifier: bool = False, window_size: Optional[int
     if all(k.startswith('module.') for k in sd):  # openseg saves the DataParallel wrapper
         sd = strip(sd, 'module.')
     layout_name, prefix = detect_layout(sd)
+    if layout_name == 'mmhrformer':
+        raise CheckpointError('already in this package\'s layout: use it as it is (init_cfg, '
+                              'load_from), no conversion needed')
     layout = LAYOUTS[layout_name]
     if full_classifier and layout_name != 'official-cls':
-        raise ConversionError(f'--full-classifier needs an official classification checkpoint, '
+        raise CheckpointError(f'--full-classifier needs an official classification checkpoint, '
                               f'this is {layout_name}')
     if arch is not None:
         arch = ARCH_ALIASES.get(arch.lower(), arch.lower())
@@ -94,7 +97,7 @@ def convert(checkpoint, full_classifier: bool = False, window_size: Optional[int
     leftover = set(sd) - set(source_backbone) - set(heads.used) - {
         k for keys in dropped.values() for k in keys}
     if leftover:
-        raise ConversionError(f'{len(leftover)} keys left over, part of no known {layout_name} '
+        raise CheckpointError(f'{len(leftover)} keys left over, part of no known {layout_name} '
                               f'module: {name_keys(leftover)}')
     backbone = layout.backbone({k[len(prefix):]: sd[k] for k in source_backbone})
     settings = {**layout.settings, **heads.settings}
@@ -119,11 +122,11 @@ def convert(checkpoint, full_classifier: bool = False, window_size: Optional[int
 
     found_arch, window = backbone_arch(backbone)
     if arch is not None and arch != found_arch:
-        raise ConversionError(f'asked for HRFormer-{arch} (--arch), the checkpoint holds an '
+        raise CheckpointError(f'asked for HRFormer-{arch} (--arch), the checkpoint holds an '
                               f'HRFormer of another arch: {found_arch}')
     if window_size is not None:
         if window_size < 1:
-            raise ConversionError(f'window size must be positive, got {window_size}')
+            raise CheckpointError(f'window size must be positive, got {window_size}')
         backbone = {k: resize_rpe_table(v, window_size) if k.endswith(TABLE) else v
                     for k, v in backbone.items()}
         window = window_size
@@ -233,13 +236,13 @@ def check_strict(model: torch.nn.Module, state: StateDict) -> None:
     missing = set(expected) - set(state)
     extra = set(state) - set(expected)
     if missing:
-        raise ConversionError(f'{len(missing)} keys missing for the target model: '
+        raise CheckpointError(f'{len(missing)} keys missing for the target model: '
                               f'{name_keys(missing)}')
     if extra:
-        raise ConversionError(f'{len(extra)} keys left over, unknown to the target model: '
+        raise CheckpointError(f'{len(extra)} keys left over, unknown to the target model: '
                               f'{name_keys(extra)}')
     bad = [f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)} expected'
            for k, v in expected.items() if state[k].shape != v.shape]
     if bad:
-        raise ConversionError(f'{len(bad)} shapes do not fit: {name_keys(bad, 3)}')
+        raise CheckpointError(f'{len(bad)} shapes do not fit: {name_keys(bad, 3)}')
     model.load_state_dict(state, strict=True)

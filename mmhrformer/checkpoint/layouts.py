@@ -14,6 +14,7 @@ Layouts, told apart by their keys (:func:`detect_layout`):
   code never added the relative position bias (HRFormer issue #32).
 * ``mmpose``: MMPose 1.x's own HRFormer (fused ``attn.attn.qkv`` rows q;k;v, ``attn.attn.proj``),
   with or without ``backbone.`` and a heatmap head.
+* ``mmhrformer``: this package's own names (what the converter writes and training saves).
 
 Official backbone names equal this package's but for two renames (``attn.attn.`` -> ``attn.``,
 ``mlp.`` -> ``ffn.``); ``relative_position_index`` buffers are derived and never stored.
@@ -38,8 +39,12 @@ OFFICIAL_CLS_HEAD_RENAMES = (
     ('classifier.', 'head.fc.'),
 )
 OFFICIAL_CLS_HEAD_PREFIXES = tuple(old for old, _ in OFFICIAL_CLS_HEAD_RENAMES)
-PROBE_OFFICIAL = 'stage2.0.branches.0.0.attn.attn.q_proj.weight'
-PROBE_MMPOSE = 'stage2.0.branches.0.0.attn.attn.qkv.weight'
+# One key every HRFormer backbone has, in each family of names (official forks, MMPose 1.x, ours).
+PROBES = {
+    'official': 'stage2.0.branches.0.0.attn.attn.q_proj.weight',
+    'mmpose': 'stage2.0.branches.0.0.attn.attn.qkv.weight',
+    'mmhrformer': 'stage2.0.branches.0.0.attn.q_proj.weight',
+}
 POSE_HEAD_PREFIXES = ('keypoint_head.final_layer.', 'head.final_layer.')  # mmpose 0.x, 1.x
 
 # openseg conv (its BNReLU = Sequential(BN, ReLU) at the next index) -> MMSeg ConvModule.
@@ -81,8 +86,9 @@ TARGET_SEG = 'mmseg CascadeEncoderDecoder (decode_head: FCNHead aux, OCRHead)'
 TARGET_POSE = 'mmpose TopdownPoseEstimator (HeatmapHead, no deconvs)'
 
 
-class ConversionError(ValueError):
-    """A checkpoint that cannot be converted; the message names the problem and the keys."""
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, converted or loaded; the message (one line) names the
+    problem and the keys."""
 
 
 def name_keys(keys, limit: int = 5) -> str:
@@ -126,7 +132,7 @@ def mmpose_to_ours(sd: StateDict) -> StateDict:
             continue
         if '.attn.attn.qkv.' in key:
             if value.shape[0] % 3:
-                raise ConversionError(f'{key} of shape {tuple(value.shape)} does not split into '
+                raise CheckpointError(f'{key} of shape {tuple(value.shape)} does not split into '
                                       'q, k and v')
             for name, part in zip(('q_proj', 'k_proj', 'v_proj'), value.chunk(3)):
                 out[key.replace('.attn.attn.qkv.', f'.attn.{name}.')] = part.clone()
@@ -134,6 +140,12 @@ def mmpose_to_ours(sd: StateDict) -> StateDict:
         key = key.replace('.attn.attn.proj.', '.attn.out_proj.')
         out[key.replace('.attn.attn.', '.attn.')] = value
     return out
+
+
+def own_names(sd: StateDict) -> StateDict:
+    """This package's backbone names, without the derived ``relative_position_index`` buffers
+    (older checkpoints of this package stored them)."""
+    return {k: v for k, v in sd.items() if not k.endswith(INDEX)}
 
 
 def convert_official_classifier(state_dict: StateDict) -> StateDict:
@@ -222,7 +234,7 @@ def fold_conv_bias(sd: StateDict, conv: str, dst: str) -> Tuple[StateDict, List[
     needed = [f'{conv}.weight'] + [f'{bn}.{k}' for k in BN_KEYS]
     absent = [k for k in needed if k not in sd]
     if absent:
-        raise ConversionError(f'official seg checkpoint lacks {len(absent)} head keys: '
+        raise CheckpointError(f'official seg checkpoint lacks {len(absent)} head keys: '
                               f'{name_keys(absent)}')
     out = {f'{dst}.conv.weight': sd[f'{conv}.weight']}
     out.update({f'{dst}.bn.{k}': sd[f'{bn}.{k}'] for k in BN_KEYS})
@@ -236,7 +248,7 @@ def official_seg_heads(sd: StateDict, full_classifier: bool) -> Heads:
     """openseg OCR + aux heads (no ``module.``) -> MMSeg ``decode_head``."""
     weight = sd.get('conv3x3.0.weight')
     if weight is not None and weight.dim() == 4 and weight.shape[-1] != 3:
-        raise ConversionError(
+        raise CheckpointError(
             f'conv3x3.0.weight has a {weight.shape[-2]}x{weight.shape[-1]} kernel: the openseg '
             '"V3" OCR head (grouped 7x7 convs) has no MMSeg equivalent; only V2 converts')
     heads = Heads(TARGET_SEG, notes=SEG_NOTES)
@@ -247,7 +259,7 @@ def official_seg_heads(sd: StateDict, full_classifier: bool) -> Heads:
     for src, dst in OPENSEG_CLASSIFIERS.items():
         for k in ('weight', 'bias'):
             if f'{src}.{k}' not in sd:
-                raise ConversionError(f'official seg checkpoint lacks the classifier {src}.{k}')
+                raise CheckpointError(f'official seg checkpoint lacks the classifier {src}.{k}')
             heads.state[f'{dst}.{k}'] = sd[f'{src}.{k}']
             heads.used.append(f'{src}.{k}')
     return heads
@@ -260,7 +272,7 @@ def pose_heads(sd: StateDict, full_classifier: bool, notes: Tuple[str, ...] = ()
         return Heads(TARGET_BACKBONE)
     prefix = next((p for p in POSE_HEAD_PREFIXES if f'{p}weight' in sd), None)
     if prefix is None:
-        raise ConversionError('the pose head has no final_layer.weight (expected '
+        raise CheckpointError('the pose head has no final_layer.weight (expected '
                               'keypoint_head.final_layer.* or head.final_layer.*)')
     used = [f'{prefix}{k}' for k in ('weight', 'bias') if f'{prefix}{k}' in sd]
     state = {k.replace(prefix, 'head.final_layer.', 1): sd[k] for k in used}
@@ -290,31 +302,43 @@ LAYOUTS = {
     'official-pose': Layout(convert_official_backbone, official_pose_heads,
                             dict(with_rpe=False, upsample_mode='bilinear')),
     'mmpose': Layout(mmpose_to_ours, pose_heads, dict(with_rpe=True, upsample_mode='bilinear')),
+    # Settings come from the config that trained it; heads are already in the hosts' names.
+    'mmhrformer': Layout(own_names, lambda sd, full_classifier: Heads(TARGET_BACKBONE), {}),
 }
+# The backbone mapping of each family of names (find_backbones), whatever the heads.
+BACKBONE_NAMES = {'official': convert_official_backbone, 'mmpose': mmpose_to_ours,
+                  'mmhrformer': own_names}
+
+
+def find_backbones(sd: StateDict) -> List[Tuple[str, str]]:
+    """Every HRFormer backbone in ``sd``: (family of names, key prefix) per backbone found."""
+    return [(family, k[:-len(probe)]) for k in sd for family, probe in PROBES.items()
+            if k.endswith(probe) and (k == probe or k[-len(probe) - 1] == '.')]
 
 
 def detect_layout(sd: StateDict) -> Tuple[str, str]:
     """(layout, backbone key prefix) of a state dict whose DataParallel ``module.`` is stripped."""
     keys = list(sd)
-    official = [k[:-len(PROBE_OFFICIAL)] for k in keys if k.endswith(PROBE_OFFICIAL)]
-    mmpose = [k[:-len(PROBE_MMPOSE)] for k in keys if k.endswith(PROBE_MMPOSE)]
-    if len(official) + len(mmpose) != 1:
-        raise ConversionError(
-            'not an HRFormer checkpoint of a known layout (official cls / seg / pose or MMPose '
-            f'1.x): {len(official) + len(mmpose)} keys end with {PROBE_OFFICIAL} or '
-            f'{PROBE_MMPOSE}; first keys: {name_keys(keys[:5])}')
-    if mmpose:
-        if mmpose[0] not in ('', 'backbone.'):
-            raise ConversionError(f'MMPose HRFormer weights under an unknown prefix {mmpose[0]!r}')
-        return 'mmpose', mmpose[0]
-    prefix = official[0]
+    found = find_backbones(sd)
+    if len(found) != 1:
+        raise CheckpointError(
+            'not an HRFormer checkpoint of a known layout (official cls / seg / pose, MMPose 1.x '
+            f'or mmhrformer): {len(found)} HRFormer backbones found (keys ending with '
+            f'{PROBES["official"]} or the like); first keys: {name_keys(keys[:5])}')
+    family, prefix = found[0]
+    if family == 'mmhrformer':
+        return family, prefix
+    if family == 'mmpose':
+        if prefix not in ('', 'backbone.'):
+            raise CheckpointError(f'MMPose HRFormer weights under an unknown prefix {prefix!r}')
+        return 'mmpose', prefix
     if prefix == '':
         return 'official-cls', prefix
     if prefix == 'backbone.' and any(k.startswith(('ocr_distri_head.', 'conv3x3.')) for k in keys):
         return 'official-seg', prefix
     if prefix == 'backbone.' and any(k.startswith('keypoint_head.') for k in keys):
         return 'official-pose', prefix
-    raise ConversionError(
+    raise CheckpointError(
         f'official HRFormer backbone names under {prefix!r} without a known head: cannot tell the '
         'layout (expected no prefix (cls), backbone.* with an OCR head (seg) or with '
         'keypoint_head.* (pose))')

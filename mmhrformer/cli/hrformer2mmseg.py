@@ -33,49 +33,13 @@ only for files you trust. Optimizer and scheduler states are plain containers an
 """
 import argparse
 import os
-import pickle
-import re
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-from ..checkpoint import ConversionError, convert, name_keys
-
-
-def load(src: str, unsafe: bool = False):
-    """``torch.load`` of SRC; every failure becomes a one-line :class:`ConversionError`."""
-    if not os.path.isfile(src):
-        raise ConversionError(f'{src}: no such file')
-    try:
-        return torch.load(src, map_location='cpu', weights_only=not unsafe)
-    except Exception as err:  # noqa: BLE001 - torch.load fails in many ways on foreign bytes
-        names = unsafe_globals(src, err) if isinstance(err, pickle.UnpicklingError) else []
-        if names:
-            raise ConversionError(
-                f'{src} pickles Python objects besides tensors ({name_keys(names, 3)}), which '
-                'weights_only=True refuses to load; add --unsafe-load only if you trust the file '
-                '(it runs code from it)') from None
-        raise ConversionError(f'{src} is truncated, corrupt or not a PyTorch checkpoint '
-                              f'({type(err).__name__}: {detail(err)})') from None
-
-
-def unsafe_globals(src: str, err: Exception) -> list:
-    """The classes / functions a refused file pickles (none: it is no checkpoint at all)."""
-    try:
-        return torch.serialization.get_unsafe_globals_in_checkpoint(src)
-    except Exception:  # noqa: BLE001 - legacy (non-zip) files: torch names the first one
-        return re.findall(r'GLOBAL (\S+) was not an allowed global', str(err))[:1]
-
-
-def detail(err: Exception) -> str:
-    """The informative line of an exception message."""
-    text = str(err)
-    if 'WeightsUnpickler error:' in text:  # skip torch's generic weights_only preamble
-        text = text.split('WeightsUnpickler error:', 1)[1]
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0][:200] if lines else ''
+from ..checkpoint import CheckpointError, convert, read_checkpoint
 
 
 def save(obj, dst: Path) -> None:
@@ -111,10 +75,10 @@ def main(argv=None) -> int:
     if args.window_size is not None and args.window_size < 1:
         parser.error('--window-size must be a positive int')
     try:
-        state, meta = convert(load(args.src, args.unsafe_load), args.full_classifier,
+        state, meta = convert(read_checkpoint(args.src, args.unsafe_load), args.full_classifier,
                               args.window_size, args.arch)
         save({'state_dict': state, 'meta': meta}, Path(args.dst))
-    except ConversionError as err:
+    except CheckpointError as err:
         print(f'hrformer2mmseg: error: {err}', file=sys.stderr)
         return 2
     params = sum(v.numel() for k, v in state.items()

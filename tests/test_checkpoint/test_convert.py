@@ -21,7 +21,7 @@ import mmhrformer
 import official  # tests/official.py
 from builders import load_into_mmpose, mmpose_hrformer  # tests/builders.py
 from mmhrformer import HRFormer
-from mmhrformer.checkpoint import ConversionError, build_in_host, convert, ocrnet_cfg
+from mmhrformer.checkpoint import CheckpointError, build_in_host, convert, ocrnet_cfg
 from mmhrformer.checkpoint.layouts import fold_conv_bias, strip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -431,9 +431,9 @@ def test_pickled_config_needs_unsafe_load(official_tiny, tmp_path, capsys, fake_
 
 
 def test_convert_function_errors():
-    with pytest.raises(ConversionError, match='not a state dict'):
+    with pytest.raises(CheckpointError, match='not a state dict'):
         convert([1, 2, 3])
-    with pytest.raises(ConversionError, match='no state dict of tensors'):
+    with pytest.raises(CheckpointError, match='no state dict of tensors'):
         convert({'model': {'epoch': 3}})
 
 

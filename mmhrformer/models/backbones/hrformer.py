@@ -368,7 +368,9 @@ class HRFormer(BaseModule):
         with_cp (bool): Gradient checkpointing per transformer block. Default: False.
         norm_cfg (dict): Norm of the conv layers. Default: ``dict(type='BN')``.
         init_cfg (dict | list[dict], optional): MMEngine init config; use
-            ``dict(type='Pretrained', checkpoint=..., prefix=...)`` for pretrained weights.
+            ``dict(type='Pretrained', checkpoint=..., prefix=...)`` loads the weights of any
+            layout :mod:`mmhrformer.checkpoint` knows, and stops when they do not fill the
+            backbone.
 
     Example:
         >>> model = HRFormer(arch='small').eval()
@@ -484,11 +486,23 @@ class HRFormer(BaseModule):
         return layers
 
     def init_weights(self) -> None:
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            # Imported here: mmhrformer.checkpoint reads ARCH_ZOO from this module.
+            from ...checkpoint.loading import load_pretrained
+            load_pretrained(self, **{k: v for k, v in self.init_cfg.items() if k != 'type'})
+            self._is_init = True
+            return
         super().init_weights()
-        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
-            for m in self.modules():
-                if isinstance(m, WindowAttention):
-                    m.init_weights()
+        for m in self.modules():
+            if isinstance(m, WindowAttention):
+                m.init_weights()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Official and MMPose names become this package's, and weights that leave a parameter
+        # unset stop the load instead of training from random weights (checkpoint/loading.py).
+        from ...checkpoint.loading import adapt_backbone_state
+        adapt_backbone_state(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _freeze_stages(self) -> None:
         frozen = []
