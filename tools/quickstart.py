@@ -52,7 +52,8 @@ SCALE = 4  # the pictures are upscaled, the images are tiny
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    from mmhrformer.cli.args import ArgumentParser  # errors on one line, exit status 2
+    parser = ArgumentParser(
         description='Train and evaluate HRFormer-T on the shipped tiny data sets (segmentation and '
         'pose) on the CPU, with the hosts\' runners.')
     parser.add_argument('--iters', type=int, help='training iterations of both tasks')

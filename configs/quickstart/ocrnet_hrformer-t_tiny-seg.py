@@ -4,7 +4,7 @@
 #   python tools/quickstart.py   (this and the pose quickstart side by side, then pictures)
 #   mim train mmseg configs/quickstart/ocrnet_hrformer-t_tiny-seg.py
 #   mim test mmseg configs/quickstart/ocrnet_hrformer-t_tiny-seg.py \
-#       --checkpoint work_dirs/quickstart/ocrnet_hrformer-t_tiny-seg/iter_200.pth
+#       --checkpoint work_dirs/quickstart/ocrnet_hrformer-t_tiny-seg/iter_200.pth [--tta]
 # The model is the paper's OCRNet layout (configs/hrformer/) made small: HRFormer-T, resized and
 # concatenated branches into an FCN aux head (loss weight 0.4) and an OCR head, both 64 channels
 # wide, plain BN, no pretrained weights, no OHEM; AdamW with a higher learning rate for the short
@@ -88,6 +88,14 @@ val_dataloader = dict(
         data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
+# `tools/test.py --tta` (MMSeg's SegTTAModel, from default_runtime): the paper configs' scales and
+# flips, predictions averaged.
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in (0.75, 1.0, 1.25)],
+        [dict(type='RandomFlip', prob=p, direction='horizontal') for p in (0.0, 1.0)],
+        [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])]
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 

@@ -12,13 +12,14 @@ checkpoint is one this package's configs trained, or an official one converted b
 ``hrformer2mmseg`` (which stores the class names and palette of its data set). One picture per
 image is written to ``--out-dir``; the predictions are printed.
 """
-import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
+from ..checkpoint import CheckpointError, check_against_config
+from .args import ArgumentParser
 from .host_tool import HostToolError, host_of
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -46,9 +47,26 @@ def list_images(path: str) -> List[Path]:
 def read_image(path: Path) -> np.ndarray:
     import mmcv
     try:
-        return mmcv.imread(str(path))
+        image = mmcv.imread(str(path))
     except Exception as err:  # noqa: BLE001 - OpenCV / PIL fail in many ways on foreign bytes
         raise DemoError(f'{path}: cannot be read as an image ({err})') from None
+    if image is None:  # OpenCV's answer to bytes it cannot decode
+        raise DemoError(f'{path}: cannot be read as an image')
+    return image
+
+
+def for_each_image(images: List[Path], predict: Callable[[Path, np.ndarray], None]) -> List[str]:
+    """``predict(path, image)`` for every readable image; returns one line per image that could
+    not be read or predicted. ``predict`` writes its picture last, so a failure writes none."""
+    failures = []
+    for path in images:
+        try:
+            predict(path, read_image(path))
+        except DemoError as err:
+            failures.append(str(err))
+        except Exception as err:  # noqa: BLE001 - a host failing on one image must not stop the rest
+            failures.append(f'{path}: prediction failed ({type(err).__name__}: {err})')
+    return failures
 
 
 def parse_bboxes(values: Optional[List[str]]) -> Optional[np.ndarray]:
@@ -66,23 +84,25 @@ def parse_bboxes(values: Optional[List[str]]) -> Optional[np.ndarray]:
     return np.array(boxes, dtype=np.float32)
 
 
-def segment(images, config, checkpoint, out_dir: Path, device: str) -> None:
+def segment(images, config, checkpoint, out_dir: Path, device: str) -> List[str]:
     from mmseg.apis import MMSegInferencer
     inferencer = MMSegInferencer(model=config, weights=checkpoint, device=device)
     classes = inferencer.model.dataset_meta['classes']
-    for path in images:
-        image = read_image(path)
+
+    def predict(path: Path, image: np.ndarray) -> None:
         result = inferencer(image, return_vis=True)
-        vis = result['visualization']  # one image: the picture itself, not a list
-        write(out_dir / f'{path.stem}_seg.png', vis[0] if isinstance(vis, list) else vis)
         labels, counts = np.unique(result['predictions'], return_counts=True)
         share = ', '.join(f'{classes[i]} {c / counts.sum():.0%}'
                           for i, c in sorted(zip(labels, counts), key=lambda t: -t[1])[:5])
+        vis = result['visualization']  # one image: the picture itself, not a list
+        write(out_dir / f'{path.stem}_seg.png', vis[0] if isinstance(vis, list) else vis)
         print(f'{path}: {share}')
+
+    return for_each_image(images, predict)
 
 
 def estimate_pose(images, config, checkpoint, out_dir: Path, device: str, bboxes,
-                  kpt_thr: float) -> None:
+                  kpt_thr: float) -> List[str]:
     # MMPose 1.3's Pose2DInferencer drops boxes given to it (it uses a detector or the whole
     # image), so boxes go through its inference_topdown API and visualizer instead.
     from mmpose.apis import inference_topdown, init_model
@@ -93,8 +113,8 @@ def estimate_pose(images, config, checkpoint, out_dir: Path, device: str, bboxes
     # soon as a keypoint is confident enough to draw; its matplotlib backend draws the same.
     visualizer = VISUALIZERS.build(dict(model.cfg.visualizer, backend='matplotlib'))
     visualizer.set_dataset_meta(model.dataset_meta)
-    for path in images:
-        image = read_image(path)
+
+    def predict(path: Path, image: np.ndarray) -> None:
         boxes = bboxes if bboxes is not None else np.array(
             [[0, 0, image.shape[1], image.shape[0]]], dtype=np.float32)
         result = merge_data_samples(inference_topdown(model, image, boxes))
@@ -104,15 +124,17 @@ def estimate_pose(images, config, checkpoint, out_dir: Path, device: str, bboxes
         scores = result.pred_instances.keypoint_scores
         print(f'{path}: {len(boxes)} person box(es), mean keypoint score {scores.mean():.2f}')
 
+    return for_each_image(images, predict)
 
-def classify(images, config, checkpoint, out_dir: Path, device: str, topk: int) -> None:
+
+def classify(images, config, checkpoint, out_dir: Path, device: str, topk: int) -> List[str]:
     from mmpretrain.apis import ImageClassificationInferencer
     from mmpretrain.visualization import UniversalVisualizer
     inferencer = ImageClassificationInferencer(model=config, pretrained=checkpoint, device=device)
     visualizer = UniversalVisualizer()
     classes = inferencer.classes  # from the checkpoint's dataset_meta, when it has one
-    for path in images:
-        image = read_image(path)
+
+    def predict(path: Path, image: np.ndarray) -> None:
         result = inferencer(image)[0]
         order = np.argsort(-result['pred_scores'])[:topk]
         names = [classes[i] if classes else str(i) for i in order]
@@ -121,6 +143,8 @@ def classify(images, config, checkpoint, out_dir: Path, device: str, topk: int) 
         picture = visualizer.visualize_cls(image[..., ::-1], result_to_sample(result),
                                            classes=classes, show=False)
         write(out_dir / f'{path.stem}_cls.png', picture)
+
+    return for_each_image(images, predict)
 
 
 def result_to_sample(result: dict):
@@ -137,7 +161,7 @@ def write(path: Path, rgb: np.ndarray) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='hrformer-demo', description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog='hrformer-demo', description=__doc__.splitlines()[0])
     parser.add_argument('images', help='an image file or a folder of images')
     parser.add_argument('config', help='a config of this package (configs/...)')
     parser.add_argument('checkpoint', help='trained or converted checkpoint')
@@ -157,19 +181,26 @@ def main(argv=None) -> int:
         bboxes = parse_bboxes(args.bboxes)
         if bboxes is not None and host != 'mmpose':
             raise DemoError('--bboxes is for pose configs only')
+        # Before any inferencer: they load non-strictly and would draw a random head.
+        check_against_config(args.config, args.checkpoint)
         out_dir = Path(args.out_dir)
         if host == 'mmseg':
-            segment(images, args.config, args.checkpoint, out_dir, args.device)
+            failures = segment(images, args.config, args.checkpoint, out_dir, args.device)
         elif host == 'mmpose':
-            estimate_pose(images, args.config, args.checkpoint, out_dir, args.device, bboxes,
-                          args.kpt_thr)
+            failures = estimate_pose(images, args.config, args.checkpoint, out_dir, args.device,
+                                     bboxes, args.kpt_thr)
         else:
-            classify(images, args.config, args.checkpoint, out_dir, args.device, args.topk)
-    except (DemoError, HostToolError) as err:
+            failures = classify(images, args.config, args.checkpoint, out_dir, args.device,
+                                args.topk)
+    except (DemoError, HostToolError, CheckpointError) as err:
         print(f'hrformer-demo: error: {err}', file=sys.stderr)
         return 2
-    print(f'pictures written to {out_dir}/')
-    return 0
+    for failure in failures:
+        print(f'hrformer-demo: error: {failure}', file=sys.stderr)
+    done = len(images) - len(failures)
+    if done:
+        print(f'{done} picture(s) written to {out_dir}/')
+    return 2 if failures else 0
 
 
 if __name__ == '__main__':

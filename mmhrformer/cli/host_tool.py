@@ -4,13 +4,16 @@
 The configs of this package belong to MMSeg, MMPose or MMPretrain, whose own ``tools/train.py`` and
 ``tools/test.py`` (shipped in their ``.mim`` folders) know their runners and options: this finds the
 host's script and runs it in this process, as if it had been called directly, with the same
-arguments.
+arguments. ``test`` first checks the checkpoint against the config's model (one line and exit
+status 2 for a file of another task, arch or data set).
 """
 import importlib
 import runpy
 import sys
 from pathlib import Path
 from typing import List, Optional
+
+from ..checkpoint import CheckpointError, check_against_config
 
 HOSTS = ('mmseg', 'mmpose', 'mmpretrain')
 TOOLS = ('train', 'test')
@@ -57,10 +60,15 @@ def run(tool: str, argv: Optional[List[str]] = None) -> None:
         print(usage)
         return
     if not argv or argv[0].startswith('-'):
-        sys.exit(usage)
+        print(usage, file=sys.stderr)
+        sys.exit(2)
     try:
         script = host_script(host_of(argv[0]), tool)
-    except HostToolError as err:
-        sys.exit(f'{tool}.py: error: {err}')
+        if tool == 'test' and len(argv) > 1 and not argv[1].startswith('-'):
+            # The hosts' test tools load non-strictly and would score a random head.
+            check_against_config(argv[0], argv[1])
+    except (HostToolError, CheckpointError) as err:
+        print(f'{tool}.py: error: {err}', file=sys.stderr)
+        sys.exit(2)
     sys.argv = [str(script), *argv]
     runpy.run_path(str(script), run_name='__main__')

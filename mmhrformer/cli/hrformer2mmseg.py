@@ -31,7 +31,6 @@ also pickle their yacs config (``'config'``), which that refuses: the tool then 
 types; ``--unsafe-load`` reads such a file with full unpickling, which runs code from the file, so
 only for files you trust. Optimizer and scheduler states are plain containers and load either way.
 """
-import argparse
 import os
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointError, convert, read_checkpoint
+from .args import ArgumentParser
 
 
 def save(obj, dst: Path) -> None:
@@ -56,7 +56,7 @@ def save(obj, dst: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog='hrformer2mmseg', description=__doc__.splitlines()[0],
         epilog='Exit status 2 on bad input or a checkpoint that does not convert.')
     parser.add_argument('src', help='official or MMPose HRFormer checkpoint')
