@@ -78,6 +78,21 @@ def test_seg_checkpoint_with_mmseg_test_tool(quickstart):
     assert float(miou.group(1)) == pytest.approx(summary['seg']['metrics']['mIoU'], abs=0.011)
 
 
+@pytest.mark.slow
+def test_seg_checkpoint_with_test_time_augmentation(quickstart):
+    """``--tta``, as README shows it: the quickstart config's scales and flips through MMSeg's
+    SegTTAModel, scored by the same metric."""
+    from mmhrformer.cli.host_tool import host_script
+    _, work, summary = quickstart
+    proc = run([sys.executable, host_script('mmseg', 'test'), SEG_CONFIG,
+                summary['seg']['checkpoint'], '--tta', '--work-dir', work / 'seg_tta'],
+               timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    miou = re.search(r'Iter\(test\) .*mIoU: ([\d.]+)', out)
+    assert miou and float(miou.group(1)) > MIN_MIOU, out[-4000:]
+
+
 def test_shipped_data_is_what_the_generator_makes():
     proc = run([sys.executable, ROOT / 'tools' / 'make_tiny_data.py', '--check'], timeout=120)
     assert proc.returncode == 0 and 'identical' in proc.stdout, proc.stdout + proc.stderr

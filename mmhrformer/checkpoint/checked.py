@@ -16,9 +16,11 @@ from .convert import unwrap
 from .layouts import CheckpointError, name_keys, strip
 from .reading import read_checkpoint
 
-# Which model a checkpoint's keys belong to, by the names its host gives the heads.
-TASKS = (('decode_head.', 'segmentor'), ('head.final_layer.', 'pose estimator'),
-         ('head.fc.', 'classifier'))
+# Which model a checkpoint's keys belong to, by the names of its heads: the hosts' and the
+# official forks' (openseg's OCR head, mmpose 0.x's keypoint head, the official classifier).
+TASKS = (('decode_head.', 'segmentor'), ('conv3x3.', 'segmentor'),
+         ('head.final_layer.', 'pose estimator'), ('keypoint_head.', 'pose estimator'),
+         ('head.fc.', 'classifier'), ('classifier.', 'classifier'))
 SIZE_MISMATCH = re.compile(r'size mismatch for (\S+): copying a param with shape '
                            r'torch\.Size\(\[([\d, ]*)\]\) from checkpoint, the shape in current '
                            r'model is torch\.Size\(\[([\d, ]*)\]\)')
@@ -57,6 +59,9 @@ def load_checked(model: torch.nn.Module, path: str) -> dict:
         raise CheckpointError(f'{path}: {err}') from None
     if all(k.startswith('module.') for k in state):
         state = strip(state, 'module.')
+    found, needed = task_of(state), task_of(model.state_dict())
+    if found != needed and not found.startswith('backbone'):
+        raise CheckpointError(f'{path}: a {found} checkpoint, the config builds a {needed}')
     try:
         result = model.load_state_dict(state, strict=False)
     except CheckpointError as err:
@@ -69,7 +74,6 @@ def load_checked(model: torch.nn.Module, path: str) -> dict:
                               f'(checkpoint vs config): {name_keys(misfit, 2)}') from None
     missing, unexpected = _meaningful(result.missing_keys), _meaningful(result.unexpected_keys)
     if missing or unexpected:
-        found, needed = task_of(state), task_of(model.state_dict())
         what = (f'a {found} checkpoint, the config builds a {needed}' if found != needed else
                 f'a {found} checkpoint of another layout than the config\'s {needed}')
         problems = [f'{len(keys)} keys {kind}: {name_keys(keys, 3)}' for kind, keys in (
