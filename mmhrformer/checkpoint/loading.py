@@ -99,8 +99,9 @@ def _map_backbone(state_dict: dict, scope: str, target: str, backbone: HRFormer,
     mapped = BACKBONE_NAMES[family]({k[len(inner):]: sub[k] for k in source})
     # Weights of parts this model does not build: bias tables without RPE (the official pose
     # code never used them), last fusions of branches it does not return.
+    with_rpe = any(k.endswith(TABLE) for k in expected)
     unused = [k for k in mapped if k not in expected and (
-        k.endswith(TABLE) or UNUSED_FUSION.match(k))]
+        (k.endswith(TABLE) and not with_rpe) or UNUSED_FUSION.match(k))]
     mapped = {k: v for k, v in mapped.items() if k not in unused}
     head_state: StateDict = {}
     head_used: List[str] = []
@@ -125,8 +126,9 @@ def _map_backbone(state_dict: dict, scope: str, target: str, backbone: HRFormer,
     if family != 'mmhrformer' or unused:
         what = f', {len(head_state)} head keys' if head_state else ''
         dropped = f'; dropped {len(unused)} of parts this model does not build' if unused else ''
-        _logger().info(f'HRFormer at {target or "the root"!r}: {layout} weights mapped to '
-                       f'this package\'s names ({len(mapped)} backbone keys{what}){dropped}')
+        where = f' at {target!r}' if target else ''
+        _logger().info(f'HRFormer{where}: {layout} weights mapped to this package\'s names '
+                       f'({len(mapped)} backbone keys{what}){dropped}')
     if layout in HEAD_NOTES and head_state:
         _logger().warning(f'HRFormer: {HEAD_NOTES[layout]}')
     return layout
