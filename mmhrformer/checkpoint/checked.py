@@ -12,9 +12,8 @@ from typing import List
 
 import torch
 
-from .convert import unwrap
-from .layouts import CheckpointError, name_keys, strip
-from .reading import read_checkpoint
+from .layouts import CheckpointError, name_keys
+from .reading import read_checkpoint, state_dict_of
 
 # Which model a checkpoint's keys belong to, by the names of its heads: the hosts' and the
 # official forks' (openseg's OCR head, mmpose 0.x's keypoint head, the official classifier).
@@ -53,12 +52,7 @@ def load_checked(model: torch.nn.Module, path: str) -> dict:
     """
     checkpoint = read_checkpoint(str(path), unsafe_hint='if you trust it, load it with '
                                  'torch.load(weights_only=False) and save its state dict')
-    try:
-        state = unwrap(checkpoint)
-    except CheckpointError as err:
-        raise CheckpointError(f'{path}: {err}') from None
-    if all(k.startswith('module.') for k in state):
-        state = strip(state, 'module.')
+    state = state_dict_of(checkpoint, path)
     found, needed = task_of(state), task_of(model.state_dict())
     if found != needed and not found.startswith('backbone'):
         raise CheckpointError(f'{path}: a {found} checkpoint, the config builds a {needed}')

@@ -18,23 +18,9 @@ from ..models.backbones.hrformer import ARCH_ALIASES, ARCH_ZOO, HRFormer
 from .layouts import (INDEX, LAYOUTS, OFFICIAL_CLS_HEAD_PREFIXES, TABLE, TARGET_BACKBONE,
                       TARGET_CLASSIFIER, TARGET_POSE, TARGET_SEG, CheckpointError, StateDict,
                       detect_layout, name_keys, strip)
+from .reading import unwrap
 
 CONVERTER = 'tools/model_converters/hrformer2mmseg.py'
-
-
-def unwrap(checkpoint) -> StateDict:
-    """The state dict inside a checkpoint: under 'state_dict' or 'model', or the dict itself."""
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError('not a state dict or checkpoint dict '
-                              f'(got {type(checkpoint).__name__})')
-    for key in ('state_dict', 'model'):
-        if isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-            break
-    if not checkpoint or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        raise CheckpointError('no state dict of tensors found (looked under "state_dict", '
-                              '"model" and the top level)')
-    return dict(checkpoint)
 
 
 def backbone_arch(sd: StateDict) -> Tuple[str, object]:

@@ -25,10 +25,10 @@ from torch.nn.modules.module import register_module_module_registration_hook
 
 from ..models.backbones.hrformer import ARCH_ZOO, HRFormer
 from ..models.necks.hrformer_cls_neck import HRFormerClsNeck
-from .convert import backbone_arch, unwrap
+from .convert import backbone_arch
 from .layouts import (BACKBONE_NAMES, INDEX, TABLE, CheckpointError, StateDict, detect_layout,
                       find_backbones, name_keys, official_cls_head, official_seg_heads, strip)
-from .reading import read_checkpoint
+from .reading import read_checkpoint, state_dict_of
 
 CONVERT_HINT = 'convert it first: hrformer2mmseg SRC DST'
 # Whole checkpoints handed over as a state dict: the official cls code's {'model': ...}, and
@@ -221,12 +221,7 @@ def load_pretrained(backbone: HRFormer, checkpoint: str, prefix: Optional[str] =
     else:
         loaded = read_checkpoint(str(checkpoint), unsafe_hint=f'if you trust it, {CONVERT_HINT} '
                                  'with --unsafe-load and name DST in init_cfg')
-    try:
-        state = unwrap(loaded)
-    except CheckpointError as err:
-        raise CheckpointError(f'{checkpoint}: {err}') from None
-    if all(k.startswith('module.') for k in state):
-        state = strip(state, 'module.')
+    state = state_dict_of(loaded, checkpoint)
     if prefix:
         prefix = prefix if prefix.endswith('.') else prefix + '.'
         under = strip(state, prefix)

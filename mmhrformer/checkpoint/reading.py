@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from .layouts import CheckpointError, name_keys
+from .layouts import CheckpointError, StateDict, name_keys, strip
 
 UNSAFE_HINT = 'add --unsafe-load only if you trust the file (it runs code from it)'
 
@@ -54,3 +54,28 @@ def detail(err: Exception) -> str:
         text = text.split('WeightsUnpickler error:', 1)[1]
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[0][:200] if lines else ''
+
+
+def unwrap(checkpoint) -> StateDict:
+    """The state dict inside a checkpoint: under 'state_dict' or 'model', or the dict itself."""
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError('not a state dict or checkpoint dict '
+                              f'(got {type(checkpoint).__name__})')
+    for key in ('state_dict', 'model'):
+        if isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+            break
+    if not checkpoint or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise CheckpointError('no state dict of tensors found (looked under "state_dict", '
+                              '"model" and the top level)')
+    return dict(checkpoint)
+
+
+def state_dict_of(checkpoint, path: str) -> StateDict:
+    """The state dict in a loaded checkpoint, without DataParallel's ``module.``; errors name
+    ``path``."""
+    try:
+        state = unwrap(checkpoint)
+    except CheckpointError as err:
+        raise CheckpointError(f'{path}: {err}') from None
+    return strip(state, 'module.') if all(k.startswith('module.') for k in state) else state

@@ -33,15 +33,6 @@ tool = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tool)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    # Tiny models: one thread is about as fast, and far faster when other jobs share the cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def training_checkpoint(sd):
     """Like the official cls code's save_checkpoint, less its yacs config (see the unsafe test)."""
     params = [v for k, v in sd.items() if k.endswith('.weight')][:3]

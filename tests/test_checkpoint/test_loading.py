@@ -26,14 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = (18, 36, 72, 144)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def assert_same_weights(model, state):
     """Every tensor of ``model`` equals the converted ``state``'s, and no key is left unset."""
     got = model.state_dict()
