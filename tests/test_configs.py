@@ -71,13 +71,15 @@ def test_every_seed_result_has_a_config():
 
 
 def test_tta_settings_present():
-    cfg = Config.fromfile(
-        str(ROOT / 'configs/hrformer/ocrnet_hrformer-s_4xb2-80k_cityscapes-512x1024.py'))
-    assert cfg.tta_model.type == 'SegTTAModel'
-    assert any(t.get('type') == 'TestTimeAug' for t in cfg.tta_pipeline)
-    pose = Config.fromfile(
-        str(ROOT / 'configs/hrformer_pose/td-hm_hrformer-s_8xb32-210e_coco-256x192.py'))
-    assert pose.model.test_cfg.flip_test
+    # Every command README shows works on every config: `--tta` of the seg configs (quickstart
+    # included), flip test of the pose ones.
+    for path in CONFIGS:
+        cfg = Config.fromfile(str(path))
+        if cfg.default_scope == 'mmseg':
+            assert cfg.tta_model.type == 'SegTTAModel', path
+            assert any(t.get('type') == 'TestTimeAug' for t in cfg.tta_pipeline), path
+        elif cfg.default_scope == 'mmpose':
+            assert cfg.model.test_cfg.flip_test, path
 
 
 SEG_CONFIGS = [p for p in CONFIGS if p.parent.name == 'hrformer']
