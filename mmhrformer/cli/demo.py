@@ -182,9 +182,15 @@ def main(argv=None) -> int:
         if bboxes is not None and host != 'mmpose':
             raise DemoError('--bboxes is for pose configs only')
         # Before any inferencer: they load non-strictly and would draw a random head.
-        check_against_config(args.config, args.checkpoint)
+        exported = args.checkpoint.endswith('.onnx')  # onnxruntime, no PyTorch model built
+        if not exported:
+            check_against_config(args.config, args.checkpoint)
         out_dir = Path(args.out_dir)
-        if host == 'mmseg':
+        if exported:
+            from ..deploy.onnx_demo import run_exported
+            failures = run_exported(host, images, args.config, args.checkpoint, out_dir, bboxes,
+                                    args.kpt_thr, args.topk)
+        elif host == 'mmseg':
             failures = segment(images, args.config, args.checkpoint, out_dir, args.device)
         elif host == 'mmpose':
             failures = estimate_pose(images, args.config, args.checkpoint, out_dir, args.device,

@@ -28,7 +28,7 @@ def summary(props: Dict) -> str:
     inp, out = props['input'], props['output']
     pre = props['preprocessing']
     labels = props['labels']
-    shown = ', '.join(labels[:8]) + (f', ... ({len(labels)} in all)' if len(labels) > 8 else '')
+    shown = ' | '.join(labels[:8]) + (f' | ... ({len(labels)} in all)' if len(labels) > 8 else '')
     lines = [
         f'task: {props["task"]} ({props["host"]})',
         f'input: {inp["name"]} {shape(inp["shape"])} {inp["dtype"]}: {inp["meaning"]}',

@@ -104,7 +104,7 @@ class SegmentationGraph(nn.Module):
             meaning=('class index per pixel (the argmax of the logits)' if self.argmax else
                      'class logits per pixel at the input size (encode_decode; the argmax over '
                      'channels is the label map)')),
-            align_corners=bool(self.head.align_corners))
+            align_corners=bool(self.head.align_corners), threshold=self.head.threshold)
 
 
 def labels_of(logits: torch.Tensor, threshold: float) -> torch.Tensor:
