@@ -42,6 +42,7 @@ setup(
     entry_points={'console_scripts': [
         'hrformer2mmseg = mmhrformer.cli.hrformer2mmseg:main',
         'hrformer-demo = mmhrformer.cli.demo:main',
+        'hrformer-export = mmhrformer.cli.export:main',
     ]},
     python_requires='>=3.9',
     # The OpenMMLab hosts are optional: the backbone registers into whichever are installed.
@@ -50,5 +51,7 @@ setup(
     # torch.is_autocast_enabled(device), torch.serialization.get_unsafe_globals_in_checkpoint.
     # setuptools < 81: MMEngine 0.10.7 and mim 0.3.9 import pkg_resources at run time.
     install_requires=['torch>=2.5', 'mmengine>=0.10', 'setuptools<81'],
-    extras_require={'onnx': ['onnx', 'onnxruntime']},
+    # hrformer-export needs onnx + onnxruntime; OpenVINO runs the same files (docs/deployment.md).
+    extras_require={'onnx': ['onnx', 'onnxruntime'],
+                    'openvino': ['onnx', 'onnxruntime', 'openvino>=2024.0']},
 )
