@@ -27,6 +27,7 @@ from ..version import __version__
 from . import metadata
 from .graphs import TASKS, SegmentationGraph, build_graph, labels_of
 from .host_patches import export_patches
+from .onnx_runtime import OnnxModel
 from .op_support import op_types, tensorrt10_problems
 
 MIN_SIZE = 32  # the backbone's stride: every branch keeps at least one pixel
@@ -213,7 +214,8 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
         cases = [(batch, height, width)]
         if dynamic:
             cases.append((batch + 1, *second_size(height, width)))
-        props['verified'] = [compare(graph, tmp, case) for case in cases]
+        session = OnnxModel(tmp)
+        props['verified'] = [compare(graph, session, case) for case in cases]
         metadata.write(proto, props)
         onnx.save(proto, tmp)
         umask = os.umask(0)
@@ -254,16 +256,15 @@ def trace(graph: torch.nn.Module, example: torch.Tensor, path: str, host: str, o
                 from None
 
 
-def compare(graph: torch.nn.Module, path: str, case: Tuple[int, int, int]) -> Dict:
-    """Runs ``path`` in onnxruntime and ``graph`` in PyTorch on one random batch of shape
+def compare(graph: torch.nn.Module, session: OnnxModel, case: Tuple[int, int, int]) -> Dict:
+    """Runs the exported file (``session``) and ``graph`` in PyTorch on one random batch of shape
     ``case`` (N, H, W); raises :class:`ExportError` beyond :data:`RTOL` (and :data:`ATOL`).
 
     Returns:
         dict: ``shape``, ``max_abs_diff``, ``max_abs`` (of the PyTorch output), ``allowed``.
     """
-    from .onnx_runtime import OnnxModel
     x = example_batch(case[0], case[1], case[2], seed=1)
-    got = OnnxModel(path).run(x.numpy())
+    got = session.run(x.numpy())
     with torch.no_grad():
         if isinstance(graph, SegmentationGraph) and graph.argmax:
             return compare_labels(graph, got, x)
