@@ -186,6 +186,21 @@ def test_seg_logits_equal_mmseg_predict_at_an_odd_size(files):
     np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4, atol=1e-4 * expected.abs().max())
 
 
+@pytest.mark.slow
+def test_seg_argmax_file_gives_the_logits_argmax(files, tmp_path, capsys):
+    f = files['seg']
+    out = tmp_path / 'labels.onnx'
+    rc, printed, err = call(export.main, [f['config'], f['checkpoint'], out, '--argmax',
+                                          '--dynamic', '--shape', '40', '64'], capsys)
+    assert rc == 0, err[-3000:]
+    assert 'pixels labelled differently' in printed
+    labels = OnnxModel(out)
+    assert labels.metadata['output']['name'] == 'seg_labels' and len(labels.metadata['labels']) == 19
+    images = np.random.default_rng(0).integers(0, 256, (2, 3, 71, 57)).astype(np.float32)
+    logits = OnnxModel(f['onnx']).run(images)
+    np.testing.assert_array_equal(labels.run(images), logits.argmax(1)[:, None])
+
+
 def test_cls_scores_equal_mmpretrain_predict(files):
     f = files['cls']
     _, classifier = built(f['config'])

@@ -82,6 +82,7 @@ class SegmentationGraph(nn.Module):
         self.argmax = argmax
         head = segmentor.decode_head
         self.head = head[-1] if isinstance(head, nn.ModuleList) else head
+        self.num_labels = self.head.num_classes
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> logits (N, C, H, W) float32, or labels (N, 1, H, W) int64."""
@@ -138,6 +139,7 @@ class PoseGraph(nn.Module):
                              '(the output is the heatmaps)')
         self.normalize = Normalize.of(estimator.data_preprocessor)
         self.estimator = estimator
+        self.num_labels = estimator.head.out_channels
         test_cfg = estimator.test_cfg or {}
         self.flip_test = bool(test_cfg.get('flip_test', False))
         if self.flip_test and flip_indices is None:
@@ -160,7 +162,7 @@ class PoseGraph(nn.Module):
 
     def describe(self) -> Dict:
         return dict(output=dict(
-            name='heatmaps', shape=['batch', self.estimator.head.out_channels, 'height / 4',
+            name='heatmaps', shape=['batch', self.num_labels, 'height / 4',
                                     'width / 4'], dtype='float32',
             meaning='one heatmap per keypoint, in the crop\'s frame; the codec of the config '
                     'decodes them' + (' (flip test included)' if self.flip_test else '')),
@@ -186,13 +188,14 @@ class ClassificationGraph(nn.Module):
                              'softmax (ClsHead and its linear / MLP variants) export')
         self.normalize = Normalize.of(classifier.data_preprocessor)
         self.classifier = classifier
+        self.num_labels = getattr(head, 'num_classes', None)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> class scores (N, num_classes), each row summing to 1."""
         return F.softmax(self.classifier(self.normalize(image), mode='tensor'), dim=1)
 
     def describe(self) -> Dict:
-        return dict(output=dict(name='scores', shape=['batch', self.classifier.head.num_classes],
+        return dict(output=dict(name='scores', shape=['batch', self.num_labels],
                                 dtype='float32', meaning='class probabilities (softmax of the '
                                 'head\'s logits, as MMPretrain\'s predict gives pred_score)'))
 

@@ -181,9 +181,9 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
     description = graph.describe()
     output = description.pop('output')
     labels = label_names(host, dataset_meta)
-    if labels and len(labels) != output['shape'][1]:
-        log(f'note: the data set names {len(labels)} labels, the model outputs '
-            f'{output["shape"][1]}; no names stored')
+    if labels and len(labels) != graph.num_labels:
+        log(f'note: the data set names {len(labels)} labels, the model has {graph.num_labels}; '
+            'no names stored')
         labels = []
     props = dict(
         task=TASKS[host], host=host, config=Path(config).name, checkpoint=Path(checkpoint).name,
