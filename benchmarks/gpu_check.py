@@ -1,0 +1,889 @@
+"""GPU check: this package on CUDA, correct first, then its speed and memory, in one table.
+
+Made to run once, offline, inside a short GPU lease (``bash tools/device/run.sh``, docs/gpu.md),
+and as a dry run anywhere (``--device cpu --quick``: tiny shapes, one repeat). Sections, in the
+order they run (most valuable first; each can be left out with ``--skip``):
+
+``env``       matmul rates measured on the card (fp32 with TF32 off, TF32, bf16, fp16): the
+              ceilings the achieved TFLOP/s are read against.
+``correct``   the backbone (S, B) and the three hosts' models (MMSeg OCRNet, MMPose TopDown +
+              HeatmapHead, MMPretrain ImageClassifier + HRFormerClsNeck, from the shipped
+              configs), forward and backward on the device against the CPU in fp32 with TF32 off;
+              the FFN chain's gradients and BN running statistics against plain autograd on the
+              device (fp32, bf16, fp16 autocast); which SDPA backends take the window attention
+              of S (head dim 32) and B (head dim 39), in inference and in training.
+``amp``       the quickstart config through MMSeg's Runner: fp32, then MMEngine's
+              ``AmpOptimWrapper`` in fp16 (dynamic loss scale) and bf16, same seed and data:
+              finite losses, close to fp32.
+``backbone``  S and B against MMPose 1.x's HRFormer (same weights, ``backbone_speed.py``'s
+              helpers) and S against MMPose's HRNet-W32, at Nx3x256x192: inference, training
+              step, fp32 / AMP bf16 / AMP fp16, peak allocator memory of a step.
+``ocrnet``    OCRNet-HRFormer-S and -B (the shipped Cityscapes configs) against MMSeg's own
+              OCRNet-HRNetV2p-W48: training step at 2x3x512x1024 (fp32, AMP fp16) with its peak
+              memory, inference at 1x3x1024x2048, beside the published V100 figures.
+``profile``   the top ops of a torch.profiler run of the S training step.
+``compile``   ``torch.compile`` of the S backbone against eager, each mode in a child process
+              with a time limit: compile seconds, speed, CUDA graphs ('reduce-overhead').
+
+Timings alternate the compared models (warm-up first, medians, CUDA events). Every row is
+written to ``--out`` (gpu_check.md, gpu_check.json) as soon as it exists, so that a run cut off
+by its time limit still returns what it measured; sections that would not fit in ``--budget-s``
+are left out, and said so. Exit status: 0 when every check passed, 1 when one failed or a section
+broke, 2 for bad arguments.
+
+Usage:
+    bash tools/device/run.sh                                   # on the GPU machine
+    python benchmarks/gpu_check.py --device cpu --quick --out /tmp/gpu_check
+"""
+import argparse
+import contextlib
+import copy
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'tests'))  # builders.py: the suite's host-side batches
+
+from backbone_speed import (build_pair, count_flops, elapsed, in_eval,  # noqa: E402
+                            interleaved, max_abs_diff, mmpose_hrnet_w32, shape_of, timed_row,
+                            train_step_fn, trained_like)
+
+import builders  # noqa: E402
+from mmhrformer import HRFormer  # noqa: E402
+from mmhrformer.layers import conv_bn  # noqa: E402
+from mmhrformer.models.backbones.hrformer import ConvFFN  # noqa: E402
+
+SECTIONS = ('env', 'correct', 'amp', 'backbone', 'ocrnet', 'profile', 'compile')
+COLUMNS = ('section', 'what', 'setting', 'reference', 'reference value', 'mmhrformer value',
+           'ratio (spread)', 'check', 'published (V100)', 'note')
+SEG_CONFIGS = {
+    'S': 'configs/hrformer/ocrnet_hrformer-s_4xb2-80k_cityscapes-512x1024.py',
+    'B': 'configs/hrformer/ocrnet_hrformer-b_4xb2-80k_cityscapes-512x1024.py',
+}
+POSE_CONFIG = 'configs/hrformer_pose/td-hm_hrformer-s_8xb32-210e_coco-256x192.py'
+CLS_CONFIG = 'configs/hrformer_cls/hrformer-s_8xb128_in1k.py'
+QUICKSTART = 'configs/quickstart/ocrnet_hrformer-t_tiny-seg.py'
+W48_CONFIG = 'configs/ocrnet/ocrnet_hr48_4xb2-80k_cityscapes-512x1024.py'  # in mmseg's .mim
+# MMSeg configs/ocrnet/README.md (V100, 4 GPUs x 2 images, max_memory_allocated; fps at batch 1
+# on whole 1024x2048 images) and the MMSeg HRFormer draft (PR #1382).
+PUBLISHED = {'W48': (8.0, 4.22), 'S': (11.54, 2.24), 'B': (23.80, 1.15)}
+ARCH_LETTER = {'tiny': 'T', 'small': 'S', 'base': 'B'}
+# Relative L2 error allowed between the device and the CPU in fp32 with TF32 off (METHOD: float32
+# lands far under 1e-3), and for autocast against fp32 (bf16 operands: 1e-3 to 1e-2).
+FP32_TOL, AMP_TOL = 1e-3, 5e-2
+
+
+class Table:
+    """The one result table, rewritten to ``out`` (markdown and JSON) after every row."""
+
+    def __init__(self, out: Path, meta: dict):
+        self.out, self.meta, self.rows = out, meta, []
+        out.mkdir(parents=True, exist_ok=True)
+
+    def add(self, section, what, setting='', reference='', ref_value='', value='', ratio='',
+            check='', published='', note=''):
+        self.rows.append(dict(zip(COLUMNS, (section, what, setting, reference, ref_value, value,
+                                            ratio, check, published, note))))
+        print(f'[{section}] {what} {setting}: {value} {ratio} {check} {note}'.rstrip(),
+              flush=True)
+        self.write()
+
+    def failed(self) -> list:
+        return [r for r in self.rows if r['check'] in ('FAIL', 'ERROR')]
+
+    def markdown(self) -> str:
+        lines = [f'# GPU check: {self.meta["device name"]}', '']
+        lines += [f'- {k}: {v}' for k, v in self.meta.items()] + ['']
+        lines += ['| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
+        for r in self.rows:
+            lines.append('| ' + ' | '.join(str(r[c]).replace('|', '/') for c in COLUMNS) + ' |')
+        return '\n'.join(lines) + '\n'
+
+    def write(self):
+        self.meta['elapsed s'] = round(time.perf_counter() - START, 1)
+        (self.out / 'gpu_check.md').write_text(self.markdown())
+        (self.out / 'gpu_check.json').write_text(json.dumps(
+            dict(meta=self.meta, columns=COLUMNS, rows=self.rows), indent=1))
+
+
+START = time.perf_counter()
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def tf32(enabled: bool):
+    """TF32 for matmuls and cuDNN convolutions on or off inside the block."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def dtype_label(dtype) -> str:
+    return 'fp32' if dtype is None else {torch.bfloat16: 'AMP bf16', torch.float16: 'AMP fp16'}[dtype]
+
+
+def rel_err(got, want) -> float:
+    """||got - want|| / ||want|| over all the tensors together (float64 sums)."""
+    num = sum((g.detach().double().cpu() - w.detach().double().cpu()).pow(2).sum()
+              for g, w in zip(got, want))
+    den = sum(w.detach().double().cpu().pow(2).sum() for w in want)
+    return math.sqrt(num / max(den, 1e-300))
+
+
+def verdict(err: float, tol: float) -> str:
+    return 'pass' if math.isfinite(err) and err <= tol else 'FAIL'
+
+
+def grads_of(model) -> list:
+    return [p.grad for p in model.parameters() if p.grad is not None]
+
+
+def running_stats(model) -> list:
+    return [b for name, b in model.named_buffers() if name.endswith(('running_mean', 'running_var'))]
+
+
+def ms(seconds: float) -> str:
+    return f'{seconds * 1e3:.1f} ms'
+
+
+def tflops(flops: float, seconds: float, peak: float) -> str:
+    """Achieved TFLOP/s and its share of the measured matmul rate ``peak`` (TFLOP/s)."""
+    rate = flops / seconds / 1e12
+    text = f'{rate:.2f} TFLOP/s' if rate >= 0.1 else f'{rate * 1e3:.1f} GFLOP/s'
+    return f'{text} ({rate / peak:.0%} of matmul)' if peak else text
+
+
+def ratio_cell(timing) -> str:
+    return f'{timing[2]:.2f}x ({timing[3]})'
+
+
+def plain(cfg, keep_randomness=False):
+    """A model config for one process: SyncBN -> BN, no pretrained weights; for correctness also
+    without the random parts (drop path, dropout, batch mixing)."""
+    from mmengine.config import ConfigDict
+    if isinstance(cfg, dict):
+        out = ConfigDict()
+        for key, value in cfg.items():
+            if key == 'type' and value == 'SyncBN':
+                value = 'BN'
+            elif key == 'init_cfg' and isinstance(value, dict) and value.get('type') == 'Pretrained':
+                value = None
+            elif key == 'pretrained' and isinstance(value, str):
+                value = None
+            elif not keep_randomness and key in ('drop_path_rate', 'dropout_ratio'):
+                value = 0.0
+            elif not keep_randomness and key == 'train_cfg' and 'augments' in value:
+                value = None
+            out[key] = plain(value, keep_randomness)
+        return out
+    if isinstance(cfg, (list, tuple)):
+        return type(cfg)(plain(v, keep_randomness) for v in cfg)
+    return cfg
+
+
+def model_cfg(path: str, **kwargs):
+    """The ``model`` of a config file (this repository's, or a host's by its .mim path)."""
+    from mmengine.config import Config
+    return plain(Config.fromfile(str(path)).model, **kwargs)
+
+
+def mmseg_config(rel: str) -> Path:
+    import mmseg
+    return Path(mmseg.__file__).parent / '.mim' / rel
+
+
+def build(host: str, cfg):
+    from mmhrformer.checkpoint import build_in_host
+    return build_in_host(host, cfg)
+
+
+# ---- env -----------------------------------------------------------------------------------
+
+def section_env(args, table, ctx):
+    n = args.matmul_size
+    rates = {}
+    for label, dtype, allow in (('fp32 (TF32 off)', torch.float32, False),
+                                ('TF32', torch.float32, True), ('bf16', torch.bfloat16, False),
+                                ('fp16', torch.float16, False)):
+        if args.device == 'cpu' and label == 'TF32':
+            continue
+        a = torch.randn(n, n, device=args.device, dtype=dtype)
+        b = torch.randn(n, n, device=args.device, dtype=dtype)
+        with tf32(allow):
+            t = statistics.median(interleaved({'mm': lambda: a @ b}, args.device, 2,
+                                              args.repeats)['mm'])
+        rates[label] = 2 * n**3 / t / 1e12
+        table.add('env', f'matmul {n}^3', label, value=tflops(2 * n**3, t, None),
+                  note='random operands; median of timed products after 2 warm-ups')
+    ctx['peak'] = {None: rates['fp32 (TF32 off)'], torch.bfloat16: rates['bf16'],
+                   torch.float16: rates['fp16']}
+
+
+# ---- correct -------------------------------------------------------------------------------
+
+def device_vs_cpu(model, run, device):
+    """(outputs, parameter gradients, running statistics) of ``run(model, device)`` for the
+    model on the CPU and a copy of it on ``device``: a list of three (cpu, device) pairs."""
+    pairs = []
+    for where in ('cpu', device):
+        m = model if where == 'cpu' else copy.deepcopy(model).to(device)
+        m.zero_grad(set_to_none=True)
+        outs = run(m, where)
+        pairs.append((outs, grads_of(m), running_stats(m)))
+    (o1, g1, s1), (o2, g2, s2) = pairs
+    return [(o2, o1), (g2, g1), (s2, s1)]
+
+
+def add_comparison(table, what, setting, pairs, device):
+    names = ('outputs', 'parameter gradients', 'BN running statistics')
+    errs = [rel_err(got, want) for got, want in pairs]
+    worst = max(errs)
+    cells = ', '.join(f'{n} {e:.1e}' for n, e in zip(names, errs) if pairs[names.index(n)][1])
+    table.add('correct', what, setting, f'same model on the CPU', '', f'rel. L2 error: {cells}',
+              '', verdict(worst, FP32_TOL),
+              note=f'{device} vs cpu, fp32, TF32 off; tolerance {FP32_TOL:g}'
+              + (' (device = cpu: the plumbing only)' if device == 'cpu' else ''))
+
+
+def backbone_run(x):
+    def run(model, where):
+        inp = x.to(where)
+        model.eval()
+        with torch.no_grad():
+            eval_out = [o.float() for o in model(inp)]
+        model.train()
+        out = model(inp)
+        sum(o.pow(2).mean() for o in out).backward()
+        return eval_out + [o.detach() for o in out]
+    return run
+
+
+def host_run(inputs, samples):
+    """One training forward and backward through the host's own ``loss`` and ``parse_losses``."""
+    def run(model, where):
+        model.train()
+        losses = model.loss(inputs.to(where), [s.clone().to(where) for s in samples])
+        loss, log_vars = model.parse_losses(losses)
+        loss.backward()
+        return [v.detach().reshape(1) for k, v in log_vars.items() if 'loss' in k]
+    return run
+
+
+def section_correct(args, table, ctx):
+    device = args.device
+    torch.manual_seed(0)
+    with tf32(False):
+        for arch in args.archs:
+            model = trained_like(HRFormer(arch=arch))
+            x = torch.randn(args.correct_batch, 3, *args.pose_hw)
+            add_comparison(table, f'HRFormer-{ARCH_LETTER[arch]} backbone: eval forward; train '
+                           'forward + backward', shape_of(x),
+                           device_vs_cpu(model, backbone_run(x), device), device)
+        seg_hw = args.seg_correct_hw
+        hosts = (
+            ('mmseg', f'MMSeg OCRNet (HRFormer-S config)', SEG_CONFIGS['S'],
+             builders.seg_batch(19, n=args.correct_batch, size=seg_hw)),
+            ('mmpose', 'MMPose TopdownPoseEstimator + HeatmapHead (HRFormer-S config)', POSE_CONFIG,
+             builders.pose_batch(n=args.correct_batch, size=args.pose_hw[::-1])),
+            ('mmpretrain', 'MMPretrain ImageClassifier + HRFormerClsNeck (HRFormer-S config)',
+             CLS_CONFIG, builders.cls_batch(1000, n=args.correct_batch, size=args.cls_hw)),
+        )
+        for host, name, path, (inputs, samples) in hosts:
+            cfg = model_cfg(ROOT / path)
+            cfg.pop('data_preprocessor', None)  # the batches are model inputs already
+            model = trained_like_host(build(host, cfg))
+            add_comparison(table, f'{name}: loss + backward', shape_of(inputs),
+                           device_vs_cpu(model, host_run(inputs, samples), device), device)
+    ffn_chain_rows(args, table)
+    sdpa_rows(args, table)
+
+
+def trained_like_host(model):
+    """Random BN statistics and weights of a trained model in every BN of a host model."""
+    return builders.randomize_bn(model)
+
+
+def plain_ffn(ffn, x):
+    """The FFN as separate autograd ops: ``conv_bn`` runs a training-mode norm as written."""
+    for conv, norm in ((ffn.fc1, ffn.norm1), (ffn.dw3x3, ffn.norm2), (ffn.fc2, ffn.norm3)):
+        x = conv_bn(x, conv, norm, 'gelu')
+    return x
+
+
+def ffn_chain_rows(args, table):
+    device = args.device
+    for arch, channels in (('S', 32), ('B', 78)):
+        torch.manual_seed(0)
+        ffn = builders.randomize_bn(ConvFFN(channels, 4 * channels, dict(type='BN'))).to(device)
+        ffn.train()
+        for dtype in (None, torch.bfloat16, torch.float16):
+            chain, reference = copy.deepcopy(ffn), copy.deepcopy(ffn)
+            x = torch.randn(args.ffn_batch, channels, *args.ffn_hw, device=device).contiguous(
+                memory_format=torch.channels_last)
+            x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+            with tf32(False), torch.autocast(device, dtype=dtype or torch.float32,
+                                             enabled=dtype is not None):
+                out, expected = chain(x1), plain_ffn(reference, x2)
+            grad = torch.randn_like(out)
+            with tf32(False):
+                out.backward(grad)
+                expected.backward(grad)
+            # A conv bias right before a training BN has a zero gradient up to rounding: only
+            # the concatenated gradients are compared, where such noise weighs nothing.
+            errs = {'output': rel_err([out], [expected]),
+                    'input grad': rel_err([x1.grad], [x2.grad]),
+                    'parameter grads': rel_err(grads_of(chain), grads_of(reference)),
+                    'running stats': rel_err(running_stats(chain), running_stats(reference))}
+            tol = FP32_TOL if dtype is None else AMP_TOL
+            table.add('correct', f'FFN chain (ConvBNGELUChain) vs plain autograd, {arch} width '
+                      f'{channels}', dtype_label(dtype), 'plain autograd, same device', '',
+                      ', '.join(f'{k} {v:.1e}' for k, v in errs.items()), '',
+                      verdict(max(errs.values()), tol),
+                      note=f'{device}, {shape_of(x)} channels_last; rel. L2; tolerance {tol:g}')
+
+
+SDPA_OPS = ('scaled_dot_product', 'flash_attention', 'efficient_attention', 'cudnn_attention')
+
+
+def attention_ops(fn) -> list:
+    """The attention kernels' ATen op names that ``fn`` runs (forward and backward)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    names = {e.key for e in prof.key_averages()}
+    found = sorted(n for n in names if any(k in n for k in SDPA_OPS)
+                   and n != 'aten::scaled_dot_product_attention')
+    return found or ['no SDPA (the written-out matmul + softmax path)']
+
+
+def sdpa_rows(args, table):
+    """Which SDPA backends accept the window attention's shapes, and which one runs by default.
+
+    The relative position bias is an additive mask that needs a gradient in training, which
+    rules out the flash kernel (no mask); head dim 39 (B) is not a multiple of 8.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from mmhrformer.layers import attention
+    device = args.device
+    windows = args.sdpa_windows
+    backends = [b for b in ('FLASH_ATTENTION', 'EFFICIENT_ATTENTION', 'CUDNN_ATTENTION', 'MATH')
+                if hasattr(SDPBackend, b)]
+    for arch, heads, head_dim in (('S', 1, 32), ('B', 2, 39)):
+        for dtype in (torch.float32, torch.bfloat16):
+            for mode in ('inference', 'training'):
+                train = mode == 'training'
+
+                def tensors():
+                    q, k, v = (torch.randn(windows, heads, 49, head_dim, device=device,
+                                           dtype=dtype, requires_grad=train) for _ in range(3))
+                    mask = (0.02 * torch.randn(1, heads, 49, 49, device=device, dtype=dtype)
+                            ).requires_grad_(train)
+                    return q, k, v, mask
+
+                def call(fn):
+                    q, k, v, mask = tensors()
+                    with torch.set_grad_enabled(train):
+                        out = fn(q, k, v, mask)
+                        if train:
+                            out.float().sum().backward()
+
+                accepted = []
+                for name in backends:
+                    try:
+                        # a refusing backend warns why before raising: the row says it
+                        with warnings.catch_warnings(), sdpa_kernel(getattr(SDPBackend, name)):
+                            warnings.simplefilter('ignore')
+                            call(lambda q, k, v, m: F.scaled_dot_product_attention(
+                                q, k, v, attn_mask=m))
+                        accepted.append(name.split('_')[0].lower())
+                    except RuntimeError:
+                        pass
+                default = attention_ops(lambda: call(attention))
+                table.add('correct', f'SDPA backends, {arch} window attention (head dim '
+                          f'{head_dim})', f'{mode}, {str(dtype).split(".")[-1]}',
+                          value='accepted: ' + (', '.join(accepted) or 'none'),
+                          note='default runs: ' + ', '.join(default)
+                          + f'; q/k/v {windows}x{heads}x49x{head_dim}, additive bias mask')
+
+
+# ---- amp -----------------------------------------------------------------------------------
+
+def runner_losses(args, amp_dtype, work_dir):
+    """Per-iteration losses of the quickstart config through MMSeg's Runner."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(str(ROOT / QUICKSTART))
+    name = f'gpu_check_{dtype_label(amp_dtype).replace(" ", "_")}'
+    cfg.work_dir, cfg.experiment_name = str(work_dir / name), name
+    cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = args.amp_iters
+    for key in ('val_dataloader', 'val_cfg', 'val_evaluator', 'test_dataloader', 'test_cfg',
+                'test_evaluator'):
+        cfg[key] = None
+    cfg.default_hooks.checkpoint = None  # None drops a default hook; others must go
+    cfg.default_hooks.pop('visualization', None)
+    cfg.default_hooks.logger.interval = args.amp_iters
+    cfg.visualizer.name = name
+    cfg.log_level = 'WARNING'
+    on_cuda = args.device == 'cuda'
+    if amp_dtype is not None and on_cuda:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.dtype = str(amp_dtype).split('.')[-1]
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    runner = Runner.from_cfg(cfg)
+    # MMEngine's AmpOptimWrapper refuses a machine without CUDA: there the same loop runs under
+    # the autocast that the wrapper would have opened.
+    context = (torch.autocast('cpu', dtype=amp_dtype) if amp_dtype is not None and not on_cuda
+               else contextlib.nullcontext())
+    with context:
+        runner.train()
+    losses = [float(v) for v in runner.message_hub.get_scalar('train/loss').data[0]]
+    scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
+    return losses, (None if scaler is None else scaler.get_scale())
+
+
+def section_amp(args, table, ctx):
+    with tempfile.TemporaryDirectory() as tmp:
+        base, _ = runner_losses(args, None, Path(tmp))
+        table.add('amp', f'quickstart OCRNet-HRFormer-T, MMSeg Runner, {len(base)} iterations',
+                  'fp32', value=f'loss {base[0]:.4f} -> {base[-1]:.4f}',
+                  check='pass' if all(map(math.isfinite, base)) else 'FAIL',
+                  note='finite losses')
+        for dtype in (torch.float16, torch.bfloat16):
+            losses, scale = runner_losses(args, dtype, Path(tmp))
+            first = abs(losses[0] - base[0]) / abs(base[0])
+            worst = max(abs(a - b) / abs(b) for a, b in zip(losses, base))
+            finite = all(map(math.isfinite, losses))
+            how = ('AmpOptimWrapper' + (', dynamic loss scale' if dtype == torch.float16 else '')
+                   if args.device == 'cuda' else 'autocast around the Runner (AmpOptimWrapper '
+                   'needs CUDA)')
+            table.add('amp', f'quickstart OCRNet-HRFormer-T, MMSeg Runner, {len(losses)} '
+                      'iterations', dtype_label(dtype), 'fp32 run, same seed and data',
+                      f'loss {base[0]:.4f} -> {base[-1]:.4f}',
+                      f'loss {losses[0]:.4f} -> {losses[-1]:.4f}',
+                      check='pass' if finite and first <= AMP_TOL else 'FAIL',
+                      note=f'{how}; |dloss|/loss first iteration {first:.1e} (tolerance '
+                      f'{AMP_TOL:g}), worst iteration {worst:.1e}'
+                      + ('' if scale is None else f'; final loss scale {scale:g}'))
+
+
+# ---- backbone ------------------------------------------------------------------------------
+
+def autocast_call(fn, device, dtype):
+    def call():
+        with torch.no_grad(), torch.autocast(device, dtype=dtype or torch.float32,
+                                             enabled=dtype is not None):
+            fn()
+    return call
+
+
+def section_backbone(args, table, ctx):
+    device, peak = args.device, ctx.get('peak', {})
+    x = torch.randn(args.pose_batch, 3, *args.pose_hw, device=device)
+    hrnet = None
+    for arch in args.archs:
+        letter = ARCH_LETTER[arch]
+        torch.manual_seed(0)
+        ours, theirs = build_pair(arch, device)
+        refs = {'MMPose HRFormer': theirs}
+        if arch != 'base':  # B has 2.5x HRNet-W32's FLOPs: that comparison says little
+            hrnet = hrnet or mmpose_hrnet_w32().to(device)
+            refs['MMPose HRNet-W32'] = hrnet
+        ours.eval(), theirs.eval()
+        with torch.no_grad():
+            diff = max_abs_diff(ours(x), theirs(x))
+            flops = {'ours': count_flops(ours, x)}
+            flops.update({name: count_flops(in_eval(m), x) for name, m in refs.items()})
+        table.add('backbone', f'{letter} outputs vs MMPose HRFormer (same weights)', shape_of(x),
+                  'MMPose HRFormer', value=diff, note=f'{device}, eval, fp32 defaults')
+        for ref_name, ref in refs.items():
+            for dtype in args.dtypes:
+                in_eval(ref), ours.eval()
+                timing = timed_row(interleaved(
+                    {'ours': autocast_call(lambda: ours(x), device, dtype),
+                     'ref': autocast_call(lambda: ref(x), device, dtype)},
+                    device, args.warmup, args.repeats), 'ref')
+                table.add('backbone', f'{letter} inference', f'{shape_of(x)} {dtype_label(dtype)}',
+                          ref_name, ms(timing[0]), ms(timing[1]), ratio_cell(timing),
+                          note=f'ours {tflops(flops["ours"], timing[1], peak.get(dtype))}; '
+                          f'ref {tflops(flops[ref_name], timing[0], peak.get(dtype))}')
+            for dtype in args.dtypes:
+                ours.train(), ref.train()
+                timing = timed_row(interleaved(
+                    {'ours': train_step_fn(ours, x, device, dtype),
+                     'ref': train_step_fn(ref, x, device, dtype)},
+                    device, args.warmup, args.repeats), 'ref')
+                # forward + backward ~ 3x the forward's FLOPs
+                table.add('backbone', f'{letter} train step (fwd + bwd + AdamW)',
+                          f'{shape_of(x)} {dtype_label(dtype)}', ref_name, ms(timing[0]),
+                          ms(timing[1]), ratio_cell(timing),
+                          note=f'ours {tflops(3 * flops["ours"], timing[1], peak.get(dtype))}; '
+                          f'ref {tflops(3 * flops[ref_name], timing[0], peak.get(dtype))}')
+        if device == 'cuda':
+            for dtype in args.dtypes:
+                mem = {name: step_peak_memory(train_step_fn(m, x, device, dtype), m)
+                       for name, m in (('ours', ours), ('theirs', theirs))}
+                table.add('backbone', f'{letter} peak CUDA memory, train step',
+                          f'{shape_of(x)} {dtype_label(dtype)}', 'MMPose HRFormer',
+                          gib(mem['theirs']), gib(mem['ours']),
+                          f'{mem["theirs"] / mem["ours"]:.2f}x',
+                          note='max_memory_allocated during a step, less what was allocated '
+                          'before it (weights, optimizer state and other models stay out)')
+        del ours, theirs, refs
+
+
+def gib(nbytes: float) -> str:
+    return f'{nbytes / 2**30:.2f} GiB'
+
+
+def step_peak_memory(step, model) -> int:
+    """Peak allocator bytes of one training step above what was allocated before it."""
+    model.train()
+    step()  # the optimizer's state exists from here on
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    step()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
+
+
+# ---- ocrnet --------------------------------------------------------------------------------
+
+def seg_models(args, hw):
+    """OCRNet-HRNetV2p-W48 (MMSeg's config) and OCRNet-HRFormer-S / -B (ours), training setup
+    of their configs (drop path, dropout), BN for one process, padded to the input size."""
+    cfgs = {'W48': model_cfg(mmseg_config(W48_CONFIG), keep_randomness=True)}
+    cfgs.update({k: model_cfg(ROOT / p, keep_randomness=True) for k, p in SEG_CONFIGS.items()
+                 if k in args.seg_archs})
+    models = {}
+    for name, cfg in cfgs.items():
+        cfg.data_preprocessor.size = tuple(hw)
+        models[name] = builders.randomize_bn(build('mmseg', cfg))
+    return models
+
+
+def host_step(model, data, device, dtype):
+    """The host's own ``train_step`` with MMEngine's optimizer wrapper (AmpOptimWrapper for AMP
+    on CUDA; on a CPU autocast around the step, as that wrapper refuses to run there)."""
+    from mmengine.optim import AmpOptimWrapper, OptimWrapper
+    # fused: one kernel for all parameters, as the shipped configs ask for
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=True)
+    if dtype is not None and device == 'cuda':
+        wrapper = AmpOptimWrapper(optimizer=optimizer, dtype=dtype, loss_scale='dynamic')
+        context = contextlib.nullcontext
+    else:
+        wrapper = OptimWrapper(optimizer=optimizer)
+        context = (contextlib.nullcontext if dtype is None
+                   else lambda: torch.autocast(device, dtype=dtype))
+
+    def step():
+        model.train()
+        with context():
+            model.train_step(data, wrapper)
+    return step
+
+
+def section_ocrnet(args, table, ctx):
+    device, peak = args.device, ctx.get('peak', {})
+    hw = args.seg_train_hw
+    models = seg_models(args, hw)
+    for m in models.values():
+        m.to(device)
+    inputs, samples = builders.seg_batch(19, n=2, size=hw)
+    data = dict(inputs=[(255 * img).to(torch.uint8) for img in inputs], data_samples=samples)
+    x = torch.randn(1, 3, *hw, device=device)
+    with torch.no_grad():
+        flops = {k: count_flops(in_eval(m), x) for k, m in models.items()}
+    train_flops = {k: 2 * f for k, f in flops.items()}  # two images a step
+    # fp16 as the official runs (apex AMP); a CPU has no fast fp16 convolutions, so bf16 there
+    for dtype in (None, torch.float16 if device == 'cuda' else torch.bfloat16):
+        steps = {k: host_step(m, data, device, dtype) for k, m in models.items()}
+        if device == 'cuda':
+            mem = {k: step_peak_memory(steps[k], models[k]) + 3 * param_bytes(models[k])
+                   for k in models}
+        times = interleaved(steps, device, args.warmup, args.seg_repeats)
+        for arch in args.seg_archs:
+            timing = timed_row(times, 'W48', arch)
+            mem_cells = (gib(mem['W48']), gib(mem[arch])) if device == 'cuda' else ('', '')
+            table.add('ocrnet', f'OCRNet-HRFormer-{arch} train step (host train_step, AdamW)',
+                      f'2x3x{hw[0]}x{hw[1]} {dtype_label(dtype)}', 'OCRNet-HRNetV2p-W48 (MMSeg)',
+                      ms(timing[0]), ms(timing[1]), ratio_cell(timing),
+                      published=f'memory: W48 {PUBLISHED["W48"][0]} GB, {arch} '
+                      f'{PUBLISHED[arch][0]} GB' if dtype is None else '',
+                      note=f'ours {tflops(3 * train_flops[arch], timing[1], peak.get(dtype))}; '
+                      f'W48 {tflops(3 * train_flops["W48"], timing[0], peak.get(dtype))}'
+                      + (f'; peak memory W48 {mem_cells[0]}, {arch} {mem_cells[1]} (weights, '
+                         'AdamW state, grads, activations; the published runs used SGD for W48)'
+                         if device == 'cuda' else ''))
+    infer_hw = args.seg_infer_hw
+    big = torch.randn(1, 3, *infer_hw, device=device)
+    with torch.no_grad():
+        infer_flops = {k: count_flops(m, big) for k, m in models.items()}
+
+    def predict(m):
+        def call():
+            with torch.no_grad():
+                m.predict(big)
+        return call
+    for m in models.values():
+        m.eval()
+    times = interleaved({k: predict(m) for k, m in models.items()}, device, args.warmup,
+                        args.seg_repeats)
+    for arch in args.seg_archs:
+        timing = timed_row(times, 'W48', arch)
+        table.add('ocrnet', f'OCRNet-HRFormer-{arch} inference (predict: logits resized, argmax)',
+                  f'{shape_of(big)} fp32', 'OCRNet-HRNetV2p-W48 (MMSeg)',
+                  f'{1 / timing[0]:.2f} fps', f'{1 / timing[1]:.2f} fps', ratio_cell(timing),
+                  published=f'W48 {PUBLISHED["W48"][1]} fps, {arch} {PUBLISHED[arch][1]} fps',
+                  note=f'ours {tflops(infer_flops[arch], timing[1], peak.get(None))}; '
+                  f'W48 {tflops(infer_flops["W48"], timing[0], peak.get(None))}')
+    for m in models.values():
+        m.cpu()
+
+
+def param_bytes(model) -> int:
+    """Bytes of the weights. They and AdamW's two states per weight are allocated before a step,
+    below the base :func:`step_peak_memory` subtracts."""
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+# ---- profile -------------------------------------------------------------------------------
+
+def section_profile(args, table, ctx):
+    from torch.profiler import ProfilerActivity, profile
+    device = args.device
+    model = trained_like(HRFormer(arch=args.archs[0])).to(device).train()
+    x = torch.randn(args.pose_batch, 3, *args.pose_hw, device=device)
+    step = train_step_fn(model, x, device)
+    step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == 'cuda' else [])
+    steps = 2
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        if device == 'cuda':
+            torch.cuda.synchronize()
+    averages = prof.key_averages()
+    key = 'self_device_time_total' if device == 'cuda' else 'self_cpu_time_total'
+    try:
+        text = averages.table(sort_by=key, row_limit=40)
+    except (AttributeError, KeyError, ValueError):  # releases that only know the 'cuda' name
+        text = averages.table(sort_by=key.replace('device', 'cuda'), row_limit=40)
+    (args.out / 'profile.txt').write_text(text)
+    if not hasattr(averages[0], key):
+        key = key.replace('device', 'cuda')
+    total = sum(getattr(e, key) for e in averages) or 1
+    top = sorted(averages, key=lambda e: getattr(e, key), reverse=True)[:args.profile_top]
+    for e in top:
+        table.add('profile', e.key, f'{ARCH_LETTER[args.archs[0]]} train step {shape_of(x)} fp32',
+                  value=f'{getattr(e, key) / steps / 1e3:.2f} ms/step',
+                  ratio=f'{getattr(e, key) / total:.0%} of {"device" if device == "cuda" else "CPU"} '
+                  'self time', note=f'{e.count // steps} calls/step; full table in profile.txt')
+
+
+# ---- compile -------------------------------------------------------------------------------
+
+def compile_child(args):
+    """One compiled-vs-eager measurement (run in its own process, under a time limit)."""
+    from torch._dynamo.utils import counters
+    kind, mode = args.compile_child.split(':')
+    device = args.device
+    model = trained_like(HRFormer(arch=args.archs[0])).to(device)
+    x = torch.randn(args.pose_batch, 3, *args.pose_hw, device=device)
+    options = dict(backend='eager') if args.compile_backend == 'eager' else dict(mode=mode)
+    compiled = torch.compile(model, **options)
+    if kind == 'inference':
+        model.eval()
+        eager_fn = autocast_call(lambda: model(x), device, None)
+        compiled_fn = autocast_call(lambda: compiled(x), device, None)
+    else:
+        model.train()
+        eager_fn, compiled_fn = train_step_fn(model, x, device), train_step_fn(compiled, x, device)
+    first = elapsed(compiled_fn, device)
+    timing = timed_row(interleaved({'compiled': compiled_fn, 'eager': eager_fn}, device,
+                                   args.warmup, args.repeats), 'eager', 'compiled')
+    print('COMPILE_RESULT ' + json.dumps(dict(
+        first=first, timing=timing, frames=counters['frames']['ok'],
+        graphs=counters['stats']['unique_graphs'], shape=shape_of(x))))
+
+
+def section_compile(args, table, ctx):
+    modes = ([('inference', 'default')] if args.compile_backend == 'eager' else
+             [('inference', 'default'), ('inference', 'reduce-overhead'),
+              ('train step', 'default'), ('inference', 'max-autotune-no-cudagraphs')])
+    letter = ARCH_LETTER[args.archs[0]]
+    for kind, mode in modes:
+        left = args.budget_s - (time.perf_counter() - START) - 10
+        if left < 30:
+            table.add('compile', f'{letter} {kind}, torch.compile(mode={mode!r})', check='skipped',
+                      note=f'{left:.0f} s of the budget left')
+            continue
+        cmd = [sys.executable, __file__, '--compile-child', f'{kind}:{mode}'] + args.child_argv
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=left)
+        except subprocess.TimeoutExpired:
+            table.add('compile', f'{letter} {kind}, torch.compile(mode={mode!r})',
+                      check='timeout', note=f'not done within {left:.0f} s (budget)')
+            continue
+        result = next((json.loads(line.split(' ', 1)[1]) for line in proc.stdout.splitlines()
+                       if line.startswith('COMPILE_RESULT ')), None)
+        if result is None:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['no output']
+            table.add('compile', f'{letter} {kind}, torch.compile(mode={mode!r})', check='ERROR',
+                      note=f'exit {proc.returncode}: {tail[0][:200]}')
+            continue
+        timing = result['timing']
+        backend = ' backend=eager (dynamo only: the dry run)' if args.compile_backend == 'eager' else ''
+        table.add('compile', f'{letter} {kind}, torch.compile(mode={mode!r}){backend}',
+                  f'{result["shape"]} fp32', 'same model, eager', ms(timing[0]), ms(timing[1]),
+                  ratio_cell(timing),
+                  note=f'first call {result["first"]:.0f} s, process {time.perf_counter() - t0:.0f}'
+                  f' s; {result["frames"]} frame(s), {result["graphs"]} graph(s)')
+
+
+# ---- main ----------------------------------------------------------------------------------
+
+SECTION_FUNCTIONS = dict(env=section_env, correct=section_correct, amp=section_amp,
+                         backbone=section_backbone, ocrnet=section_ocrnet,
+                         profile=section_profile, compile=section_compile)
+# Seconds each section is expected to take on the H200 (eager, warm caches): a section starts only
+# when that much of --budget-s is left, so that a run ends with whole sections.
+ESTIMATE_S = dict(env=5, correct=40, amp=25, backbone=90, ocrnet=60, profile=10, compile=60)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--device', default='cuda', choices=['cuda', 'cpu'])
+    parser.add_argument('--quick', action='store_true',
+                        help='tiny shapes, one repeat, HRFormer-T: a dry run on any machine')
+    parser.add_argument('--out', type=Path, default=ROOT / 'work_dirs' / 'gpu_check')
+    parser.add_argument('--skip', nargs='*', default=[], choices=SECTIONS, metavar='SECTION',
+                        help=f'sections to leave out, of: {", ".join(SECTIONS)}')
+    parser.add_argument('--budget-s', type=float, default=330,
+                        help='wall seconds for the whole run; later sections that would not fit '
+                        'are left out (default 330: run.sh must end inside 8 minutes)')
+    parser.add_argument('--repeats', type=int, help='timed repeats (default 10, quick 1)')
+    parser.add_argument('--warmup', type=int, help='warm-up calls (default 3, quick 0)')
+    parser.add_argument('--compile-child', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        print('gpu_check.py: --device cuda asked, but torch sees no CUDA device '
+              '(use --device cpu --quick for a dry run)', file=sys.stderr)
+        sys.exit(2)
+    if args.repeats is not None and args.repeats < 1 or args.warmup is not None and args.warmup < 0:
+        print('gpu_check.py: --repeats must be at least 1 and --warmup at least 0',
+              file=sys.stderr)
+        sys.exit(2)
+    quick = args.quick
+    args.child_argv = ['--device', args.device, '--out', str(args.out)] + (
+        ['--quick'] if quick else []) + [f'--repeats={args.repeats}'] * (args.repeats is not None) \
+        + [f'--warmup={args.warmup}'] * (args.warmup is not None)
+    args.repeats = args.repeats or (1 if quick else 10)
+    args.warmup = args.warmup if args.warmup is not None else (0 if quick else 3)
+    args.seg_repeats = args.repeats if quick else max(3, args.repeats // 2)
+    args.archs = ['tiny'] if quick else ['small', 'base']
+    args.seg_archs = ['S', 'B']
+    # A CPU has no fast fp16 convolutions (reference kernels, minutes a step): fp16 on CUDA only.
+    args.dtypes = (None, torch.bfloat16) + ((torch.float16, ) if args.device == 'cuda' else ())
+    args.pose_hw = (64, 64) if quick else (256, 192)  # HRNet needs multiples of 32
+    args.pose_batch = 1 if quick else 32
+    args.correct_batch = 1 if quick else 2
+    # under OHEM's min_kept (100000 pixels) a batch keeps every pixel: no threshold to flip
+    args.seg_correct_hw = (64, 64) if quick else (128, 256)
+    args.cls_hw = (64, 64) if quick else (224, 224)
+    args.seg_train_hw = (64, 128) if quick else (512, 1024)
+    args.seg_infer_hw = (64, 128) if quick else (1024, 2048)
+    args.ffn_batch, args.ffn_hw = (2, (9, 11)) if quick else (32, (64, 48))
+    args.sdpa_windows = 4 if quick else 32 * 70  # S's first branch at 32x3x256x192: 10x7 windows
+    args.amp_iters = 2 if quick else 20
+    args.matmul_size = 256 if quick else 8192
+    args.profile_top = 8
+    # Inductor on a CPU compiles for minutes: the dry run checks the plumbing with dynamo alone.
+    args.compile_backend = 'eager' if quick and args.device == 'cpu' else 'inductor'
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.manual_seed(0)
+    if args.quick and args.device == 'cpu':
+        # On a shared 2-core machine OpenMP's threads wait for each other: a HRFormer-T training
+        # step took 11 s with 2 threads and 0.8 s with 1 while other jobs ran.
+        torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('mmengine').setLevel('ERROR')
+    if args.compile_child:
+        return compile_child(args)
+
+    import mmdet
+    import mmengine
+    import mmpose
+    import mmpretrain
+    import mmseg
+    cuda = args.device == 'cuda'
+    meta = {
+        'device name': torch.cuda.get_device_name() if cuda else
+        f'CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads',
+        'torch': f'{torch.__version__} (CUDA {torch.version.cuda}, cuDNN '
+                 f'{torch.backends.cudnn.version()})',
+        'hosts': f'mmengine {mmengine.__version__}, mmseg {mmseg.__version__}, mmpose '
+                 f'{mmpose.__version__}, mmdet {mmdet.__version__}, mmpretrain '
+                 f'{mmpretrain.__version__}; Python {platform.python_version()}',
+        'run': f'{"quick (dry run) " if args.quick else ""}{args.warmup} warm-up, medians of '
+               f'{args.repeats} interleaved repeats ({args.seg_repeats} for OCRNet); ratio = '
+               'reference / mmhrformer (> 1: ours faster or lighter), spread = lowest-highest '
+               'per-repeat ratio; fp32 speed rows use PyTorch\'s defaults (cuDNN may use TF32 '
+               'for convolutions, matmuls do not)',
+        'started': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+    }
+    table = Table(args.out, meta)
+    ctx = {}
+    for name in SECTIONS:
+        if name in args.skip:
+            continue
+        spent = time.perf_counter() - START
+        if not args.quick and spent + ESTIMATE_S[name] > args.budget_s:
+            table.add(name, 'section left out', check='skipped',
+                      note=f'{spent:.0f} s spent, about {ESTIMATE_S[name]} s needed, budget '
+                      f'{args.budget_s:.0f} s')
+            continue
+        t0 = time.perf_counter()
+        try:
+            SECTION_FUNCTIONS[name](args, table, ctx)
+        except Exception as e:  # one broken section must not cost the others' results
+            traceback.print_exc()
+            table.add(name, 'section broke', check='ERROR', note=f'{type(e).__name__}: {e}'[:300])
+        table.meta[f'section {name} s'] = round(time.perf_counter() - t0, 1)
+        if cuda:
+            torch.cuda.empty_cache()
+    table.write()
+    print('\n' + table.markdown())
+    failed = table.failed()
+    print(f'{len(table.rows)} rows, {len(failed)} failed checks or broken sections; written to '
+          f'{args.out}/gpu_check.md and .json')
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
