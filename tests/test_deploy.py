@@ -1,4 +1,5 @@
-"""Deployment paths: ONNX (fixed and dynamic size, checked with onnxruntime), torch.compile, AMP."""
+"""Deployment paths: ONNX with the dynamo exporter (dynamic size, checked with onnxruntime),
+torch.compile, AMP. hrformer-export's own ONNX tests: tests/test_deploy_tool.py."""
 import warnings
 
 import numpy as np
@@ -9,6 +10,7 @@ from mmengine.config import ConfigDict
 from builders import randomize_bn  # tests/builders.py
 from mmhrformer import HRFormer
 from mmhrformer.checkpoint import ocrnet_cfg
+from mmhrformer.deploy.host_patches import export_patches
 
 # One module per stage: every code path of the full models, at a fraction of the export time.
 MINI = dict(num_modules=(1, 1, 1), channels=(8, 16, 32, 64), num_heads=(1, 2, 2, 4))
@@ -18,11 +20,11 @@ def mini_ocrnet():
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    # align_corners=False: with True, MMSeg's resize() calls int() on the sizes (for a warning),
-    # which fixes them while torch.export traces, and the dynamic-size export fails inside MMSeg.
+    # align_corners=True as the shipped configs: MMSeg's resize() then calls int() on the sizes
+    # for a warning, which torch.export would fix; the export runs under export_patches.
     model = MODELS.build(ConfigDict(ocrnet_cfg(dict(type='HRFormer', arch=MINI), num_classes=4,
                                                channels=MINI['channels'], head_channels=32,
-                                               ocr_channels=16, align_corners=False)))
+                                               ocr_channels=16, align_corners=True)))
     model.init_weights()
     return model.eval()
 
@@ -60,24 +62,15 @@ def ocrnet():
     return model
 
 
-def test_onnx_fixed_size(ocrnet, tmp_path):
-    x = torch.rand(1, 3, 70, 100)  # pads in every branch
-    path = tmp_path / 'ocrnet_fixed.onnx'
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        torch.onnx.export(ocrnet, (x, ), str(path), dynamo=False, opset_version=17)
-    assert not ocrnet.training  # the exporter restores the mode it found
-    with torch.no_grad():
-        expected = ocrnet(x)
-    assert_outputs_match(onnx_outputs(path, x), expected)
-
-
 @pytest.mark.slow
-def test_onnx_dynamic_size(ocrnet, tmp_path):
+def test_onnx_dynamic_size_with_the_dynamo_exporter(ocrnet, tmp_path):
+    # hrformer-export uses the TorchScript exporter (tests/test_deploy_tool.py, which supersedes
+    # the fixed-size export test that was here); this keeps the dynamo exporter working on the
+    # backbone and the shipped heads, with the MMSeg patch the tool applies.
     path = tmp_path / 'ocrnet_dynamic.onnx'
     dims = {2: torch.export.Dim('height', min=32, max=4096),
             3: torch.export.Dim('width', min=32, max=4096)}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), export_patches('mmseg'):
         warnings.simplefilter('ignore')
         torch.onnx.export(ocrnet, (torch.rand(1, 3, 64, 96), ), str(path), dynamo=True,
                           dynamic_shapes={'img': dims}, verbose=False)

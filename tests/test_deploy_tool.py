@@ -1,13 +1,13 @@
-"""``hrformer-export`` (tools/deployment/pytorch2onnx.py) and ``hrformer-demo`` on its files, through
-their ``main``: a shipped OCRNet config as it is (``align_corners=True``) exported with free batch,
-height and width, a shipped TopDown config with its flip test, a classifier; each file against the
-host's own ``predict`` in PyTorch, within TensorRT 10's operator list, drawn by the demo exactly as
-the checkpoint is; every bad input one line, exit status 2, no file.
+"""``hrformer-export`` (tools/deployment/pytorch2onnx.py) and ``hrformer-demo`` on its files,
+through their ``main``: a shipped OCRNet config as it is (``align_corners=True``) exported with
+free batch, height and width, a shipped TopDown config with its flip test, a classifier; each file
+against the host's own ``predict`` in PyTorch, within TensorRT 10's operator list, drawn by the demo
+exactly as the checkpoint is; every bad input one line, exit status 2, no file.
 
 The models are the shipped configs with a small HRFormer (one module per stage, 8-64 channels:
 every code path, a fraction of the time), random weights and BN statistics, saved as training
-saves them. Supersedes the OCRNet export tests that tests/test_deploy.py held (they exported a
-hand-built segmentor with ``align_corners=False`` and did not cover the tool).
+saves them. Supersedes the fixed-size OCRNet export test that tests/test_deploy.py held (a
+hand-built segmentor with ``align_corners=False``, exported without the tool).
 """
 import contextlib
 import io
@@ -32,7 +32,8 @@ from mmhrformer.deploy.op_support import TENSORRT10_OPS, op_types, tensorrt10_pr
 ROOT = Path(__file__).resolve().parents[1]
 SEG_IMAGE = ROOT / 'demo' / 'data' / 'tiny_seg' / 'img_dir' / 'val' / 'val_000.jpg'
 POSE_IMAGE = ROOT / 'demo' / 'data' / 'tiny_pose' / 'val' / 'val_000.jpg'
-MINI = "dict(_delete_=True, num_modules=(1, 1, 1), channels=(8, 16, 32, 64), num_heads=(1, 2, 2, 4))"
+MINI = ('dict(_delete_=True, num_modules=(1, 1, 1), channels=(8, 16, 32, 64), '
+        'num_heads=(1, 2, 2, 4))')
 
 # The shipped configs as they are, with the small backbone; seg tests at a reduced scale (the
 # shipped 2048x1024 resize would only cost time).
@@ -195,7 +196,8 @@ def test_seg_argmax_file_gives_the_logits_argmax(files, tmp_path, capsys):
     assert rc == 0, err[-3000:]
     assert 'pixels labelled differently' in printed
     labels = OnnxModel(out)
-    assert labels.metadata['output']['name'] == 'seg_labels' and len(labels.metadata['labels']) == 19
+    assert labels.metadata['output']['name'] == 'seg_labels'
+    assert len(labels.metadata['labels']) == 19
     images = np.random.default_rng(0).integers(0, 256, (2, 3, 71, 57)).astype(np.float32)
     logits = OnnxModel(f['onnx']).run(images)
     np.testing.assert_array_equal(labels.run(images), logits.argmax(1)[:, None])
@@ -278,7 +280,7 @@ def broken(tmp: Path) -> Path:
 
 
 def mmdet(tmp: Path) -> Path:
-    (tmp / 'mmdet_config.py').write_text("default_scope = 'mmdet'\nmodel = dict(type='RetinaNet')\n")
+    (tmp / 'mmdet_config.py').write_text("default_scope = 'mmdet'\nmodel = dict(type='SSD')\n")
     return tmp / 'mmdet_config.py'
 
 

@@ -10,10 +10,6 @@ from typing import Any, Dict
 
 import numpy as np
 
-# Keys every exported file has (the task's own keys are added by the graph's description).
-KEYS = ('task', 'host', 'config', 'checkpoint', 'input', 'output', 'preprocessing', 'labels',
-        'dataset_meta', 'dynamic', 'opset', 'exported_with', 'verified')
-
 
 def encode(value: Any) -> str:
     """JSON text of ``value``, numpy arrays and int-keyed dicts tagged (see :func:`decode`)."""

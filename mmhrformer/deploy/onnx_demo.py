@@ -36,8 +36,8 @@ def run_exported(host: str, images: List[Path], config: str, onnx_file: str, out
         raise DemoError(str(err)) from None
     exported = model.metadata.get('host')
     if exported != host:
-        raise DemoError(f'{onnx_file}: exported for {TASKS.get(exported, "no task this demo knows")}'
-                        f', the config is for {TASKS[host]}')
+        task = TASKS.get(exported, 'no task this demo knows')
+        raise DemoError(f'{onnx_file}: exported for {task}, the config is for {TASKS[host]}')
     cfg = Config.fromfile(config)
     init_default_scope(host)
     if host == 'mmseg':

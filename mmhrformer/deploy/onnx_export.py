@@ -64,9 +64,8 @@ def load_host_model(config: str, checkpoint: str):
     try:
         cfg = Config.fromfile(config)
     except Exception as err:  # noqa: BLE001 - a config is Python: it fails in every way
-        first = (str(err).strip().splitlines() or [''])[-1]
         raise ExportError(f'{config}: not a config that loads ({type(err).__name__}: '
-                          f'{first[:200]})') from None
+                          f'{first_line(err, last=True)})') from None
     host = host_of(config)
     # As MMEngine's runner and the hosts' init_model build it: the top-level data preprocessor,
     # no training settings, no pretrained backbone (the checkpoint sets every weight).
@@ -74,9 +73,20 @@ def load_host_model(config: str, checkpoint: str):
     cfg.model.train_cfg = None
     if isinstance(cfg.model.get('backbone'), dict):
         cfg.model.backbone.init_cfg = None
-    model = revert_sync_batchnorm(build_in_host(host, cfg.model))
+    try:
+        model = revert_sync_batchnorm(build_in_host(host, cfg.model))
+    except Exception as err:  # noqa: BLE001 - registries and constructors fail in every way
+        raise ExportError(f'{config}: its model does not build ({type(err).__name__}: '
+                          f'{first_line(err)})') from None
     checkpoint_meta = load_checked(model, checkpoint)
     return host, cfg, model.eval(), checkpoint_meta
+
+
+def first_line(err: Exception, last: bool = False) -> str:
+    """One line of an exception's message (the last: a config's syntax error names its line
+    there), at most 200 characters."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or ['']
+    return (lines[-1] if last else lines[0])[:200]
 
 
 def dataset_meta_of(host: str, cfg, checkpoint_meta: Dict) -> Dict:
@@ -198,8 +208,14 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
         exported_with=dict(mmhrformer=__version__, torch=torch.__version__), **description)
 
     out_path = Path(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{out_path.name}.', suffix='.tmp', dir=out_path.parent)
+    if out_path.is_dir():
+        raise ExportError(f'{out}: is a folder; give the file to write')
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f'.{out_path.name}.', suffix='.tmp',
+                                   dir=out_path.parent)
+    except OSError as err:
+        raise ExportError(f'{out}: cannot write there ({err.strerror or err})') from None
     os.close(fd)
     try:
         example = example_batch(batch, height, width)
@@ -251,9 +267,8 @@ def trace(graph: torch.nn.Module, example: torch.Tensor, path: str, host: str, o
                               input_names=['image'], output_names=[output],
                               dynamic_axes=axes, do_constant_folding=True)
         except Exception as err:  # noqa: BLE001 - the exporter fails in many ways on user models
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ''
-            raise ExportError(f'the exporter failed: {type(err).__name__}: {first[:300]}') \
-                from None
+            raise ExportError(f'the exporter failed: {type(err).__name__}: '
+                              f'{first_line(err)}') from None
 
 
 def compare(graph: torch.nn.Module, session: OnnxModel, case: Tuple[int, int, int]) -> Dict:
@@ -283,8 +298,8 @@ def compare(graph: torch.nn.Module, session: OnnxModel, case: Tuple[int, int, in
 
 
 def compare_labels(graph: SegmentationGraph, got: np.ndarray, x: torch.Tensor) -> Dict:
-    """Label maps agree except at pixels whose two best logits tie within :data:`RTOL` (and :data:`ATOL`)
-    (where rounding may pick either)."""
+    """Label maps agree except at pixels whose two best logits tie within the tolerance
+    (:data:`RTOL`, :data:`ATOL`), where rounding may pick either."""
     logits = graph.logits(x)
     expected = labels_of(logits, graph.head.threshold).numpy()
     shape = list(x.shape)
