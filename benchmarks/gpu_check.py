@@ -242,8 +242,8 @@ def device_vs_cpu(model, run, device):
     """(outputs, parameter gradients, running statistics) of ``run(model, device)`` for the
     model on the CPU and a copy of it on ``device``: a list of three (cpu, device) pairs."""
     pairs = []
-    for where in ('cpu', device):
-        m = model if where == 'cpu' else copy.deepcopy(model).to(device)
+    twin = copy.deepcopy(model).to(device)  # before the CPU run changes the running statistics
+    for m, where in ((model, 'cpu'), (twin, device)):
         m.zero_grad(set_to_none=True)
         outs = run(m, where)
         pairs.append((outs, grads_of(m), running_stats(m)))

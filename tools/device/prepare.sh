@@ -22,11 +22,14 @@ LOCK="$ROOT/requirements/lock.txt"
 # Installed at import by the hosts (checked in a Python 3.12 venv that holds only the GPU
 # machine's own packages, see docs/gpu.md): mmengine needs addict, yapf (-> platformdirs) and
 # termcolor; mmseg ftfy (-> wcwidth) and prettytable; mmpose json_tricks, munkres and xtcocotools;
-# mmdet (imported by mmpose) pycocotools, shapely and terminaltables; mmpretrain mat4py and
-# modelindex. setuptools < 81 still has pkg_resources, which mmcv's setup.py imports.
+# mmdet (imported by mmpose) pycocotools, shapely and terminaltables; mmpretrain
+# importlib_metadata (the backport, also on Python 3.12; -> lazy_importer), mat4py and the module
+# modelindex, which the package model-index holds (-> ordered_set; the package named modelindex
+# is an empty placeholder). setuptools < 81 still has pkg_resources, which mmcv's setup.py imports.
 WHEELS=(mmengine mmsegmentation mmpose mmdet mmpretrain
         addict yapf platformdirs termcolor ftfy wcwidth prettytable json_tricks munkres
-        pycocotools shapely terminaltables mat4py modelindex)
+        pycocotools shapely terminaltables importlib_metadata lazy_importer mat4py model-index
+        ordered_set)
 SOURCES=(mmcv xtcocotools)
 
 pinned() {  # NAME -> NAME==VERSION from the lock file (names compared as pip normalises them)

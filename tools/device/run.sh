@@ -92,9 +92,9 @@ else
     step "install $(ls "$WHL"/*.whl | wc -l) wheels (offline)" install_wheels
     step "compile mmcv 2.1.0 ops, CPU, $(nproc) jobs" build_mmcv
     step "compile xtcocotools" build_xtcocotools
-    echo "$want" > "$stamp"
 fi
 step "import check (mmcv.ops.nms, hosts)" check_imports
+echo "$want" > "$stamp"  # only an install that passed its check is reused
 # What is left of the deadline after the installs goes to the check, which leaves out the
 # sections that would not fit (an explicit --budget-s among the arguments wins).
 budget=$((${GPU_CHECK_DEADLINE_S:-450} - (SECONDS - total0)))
