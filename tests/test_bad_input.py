@@ -1,7 +1,8 @@
 """Bad input at every command users type: one line naming the problem, exit status 2, no
 traceback, nothing written.
 
-One table of (command, arguments, words the error line must hold). Commands run in this process
+One table of (command, arguments, words the error line must hold): the demo, the converter, the
+ONNX export, the test launcher (``tools/test.py``, ``mim test mmhrformer``) and the quickstart. Commands run in this process
 through their ``main`` (what their console scripts call), so a traceback would fail the test as an
 exception; one row per command also runs as a real subprocess.
 """
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from mmhrformer.checkpoint import build_in_host
-from mmhrformer.cli import demo, host_tool, hrformer2mmseg
+from mmhrformer.cli import demo, export, host_tool, hrformer2mmseg
 
 ROOT = Path(__file__).resolve().parents[1]
 SEG = ROOT / 'configs' / 'quickstart' / 'ocrnet_hrformer-t_tiny-seg.py'
@@ -112,6 +113,15 @@ ROWS = [
      'a pose estimator checkpoint, the config builds a segmentor'),
     ('test launcher: config of no installed host', launcher_test,
      lambda f, out: [f['mmdet.py'], f['seg'], '--work-dir', out], 'names no host'),
+    ('export: seg config, pose checkpoint', export.main,
+     lambda f, out: [SEG, f['pose'], out / 'seg.onnx'],
+     'a pose estimator checkpoint, the config builds a segmentor'),
+    ('export: truncated checkpoint', export.main,
+     lambda f, out: [SEG, f['truncated'], out / 'seg.onnx'], 'is truncated, corrupt'),
+    ('export: a size below 32', export.main,
+     lambda f, out: [SEG, f['seg'], out / 'seg.onnx', '--shape', '16', '64'], '32'),
+    ('export: config of no installed host', export.main,
+     lambda f, out: [f['mmdet.py'], f['seg'], out / 'seg.onnx'], 'names no host'),
     ('quickstart: unknown option value', quickstart_main,
      lambda f, out: ['--iters', '0', '--work-dir', out], '--iters must be at least 1'),
 ]
