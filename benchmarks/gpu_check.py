@@ -40,7 +40,6 @@ import contextlib
 import copy
 import json
 import math
-import os
 import platform
 import statistics
 import subprocess
@@ -109,7 +108,7 @@ class Table:
         lines += [f'- {k}: {v}' for k, v in self.meta.items()] + ['']
         lines += ['| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
         for r in self.rows:
-            lines.append('| ' + ' | '.join(str(r[c]).replace('|', '/') for c in COLUMNS) + ' |')
+            lines.append('| ' + ' | '.join(str(r[c]).replace('|', '\\|') for c in COLUMNS) + ' |')
         return '\n'.join(lines) + '\n'
 
     def write(self):
@@ -136,7 +135,7 @@ def tf32(enabled: bool):
 
 
 def dtype_label(dtype) -> str:
-    return 'fp32' if dtype is None else {torch.bfloat16: 'AMP bf16', torch.float16: 'AMP fp16'}[dtype]
+    return 'fp32' if dtype is None else f'AMP {str(dtype).split(".")[-1].replace("float", "fp")}'
 
 
 def rel_err(got, want) -> float:
@@ -156,7 +155,8 @@ def grads_of(model) -> list:
 
 
 def running_stats(model) -> list:
-    return [b for name, b in model.named_buffers() if name.endswith(('running_mean', 'running_var'))]
+    return [b for name, b in model.named_buffers()
+            if name.endswith(('running_mean', 'running_var'))]
 
 
 def ms(seconds: float) -> str:
@@ -183,7 +183,8 @@ def plain(cfg, keep_randomness=False):
         for key, value in cfg.items():
             if key == 'type' and value == 'SyncBN':
                 value = 'BN'
-            elif key == 'init_cfg' and isinstance(value, dict) and value.get('type') == 'Pretrained':
+            elif (key == 'init_cfg' and isinstance(value, dict)
+                  and value.get('type') == 'Pretrained'):
                 value = None
             elif key == 'pretrained' and isinstance(value, str):
                 value = None
@@ -256,7 +257,7 @@ def add_comparison(table, what, setting, pairs, device):
     errs = [rel_err(got, want) for got, want in pairs]
     worst = max(errs)
     cells = ', '.join(f'{n} {e:.1e}' for n, e in zip(names, errs) if pairs[names.index(n)][1])
-    table.add('correct', what, setting, f'same model on the CPU', '', f'rel. L2 error: {cells}',
+    table.add('correct', what, setting, 'same model on the CPU', '', f'rel. L2 error: {cells}',
               '', verdict(worst, FP32_TOL),
               note=f'{device} vs cpu, fp32, TF32 off; tolerance {FP32_TOL:g}'
               + (' (device = cpu: the plumbing only)' if device == 'cpu' else ''))
@@ -298,7 +299,7 @@ def section_correct(args, table, ctx):
                            device_vs_cpu(model, backbone_run(x), device), device)
         seg_hw = args.seg_correct_hw
         hosts = (
-            ('mmseg', f'MMSeg OCRNet (HRFormer-S config)', SEG_CONFIGS['S'],
+            ('mmseg', 'MMSeg OCRNet (HRFormer-S config)', SEG_CONFIGS['S'],
              builders.seg_batch(19, n=args.correct_batch, size=seg_hw)),
             ('mmpose', 'MMPose TopdownPoseEstimator + HeatmapHead (HRFormer-S config)', POSE_CONFIG,
              builders.pose_batch(n=args.correct_batch, size=args.pose_hw[::-1])),
@@ -546,7 +547,7 @@ def section_backbone(args, table, ctx):
                           f'{mem["theirs"] / mem["ours"]:.2f}x',
                           note='max_memory_allocated during a step, less what was allocated '
                           'before it (weights, optimizer state and other models stay out)')
-        del ours, theirs, refs
+        ours = theirs = refs = None  # frees this arch's models before the next is built
 
 
 def gib(nbytes: float) -> str:
@@ -621,19 +622,23 @@ def section_ocrnet(args, table, ctx):
             mem = {k: step_peak_memory(steps[k], models[k]) + 3 * param_bytes(models[k])
                    for k in models}
         times = interleaved(steps, device, args.warmup, args.seg_repeats)
+        setting = f'2x3x{hw[0]}x{hw[1]} {dtype_label(dtype)}'
         for arch in args.seg_archs:
             timing = timed_row(times, 'W48', arch)
-            mem_cells = (gib(mem['W48']), gib(mem[arch])) if device == 'cuda' else ('', '')
             table.add('ocrnet', f'OCRNet-HRFormer-{arch} train step (host train_step, AdamW)',
-                      f'2x3x{hw[0]}x{hw[1]} {dtype_label(dtype)}', 'OCRNet-HRNetV2p-W48 (MMSeg)',
-                      ms(timing[0]), ms(timing[1]), ratio_cell(timing),
-                      published=f'memory: W48 {PUBLISHED["W48"][0]} GB, {arch} '
-                      f'{PUBLISHED[arch][0]} GB' if dtype is None else '',
+                      setting, 'OCRNet-HRNetV2p-W48 (MMSeg)', ms(timing[0]), ms(timing[1]),
+                      ratio_cell(timing),
                       note=f'ours {tflops(3 * train_flops[arch], timing[1], peak.get(dtype))}; '
-                      f'W48 {tflops(3 * train_flops["W48"], timing[0], peak.get(dtype))}'
-                      + (f'; peak memory W48 {mem_cells[0]}, {arch} {mem_cells[1]} (weights, '
-                         'AdamW state, grads, activations; the published runs used SGD for W48)'
-                         if device == 'cuda' else ''))
+                      f'W48 {tflops(3 * train_flops["W48"], timing[0], peak.get(dtype))}')
+        if device == 'cuda':
+            for arch in args.seg_archs:
+                table.add('ocrnet', f'OCRNet-HRFormer-{arch} peak CUDA memory, train step',
+                          setting, 'OCRNet-HRNetV2p-W48 (MMSeg)', gib(mem['W48']),
+                          gib(mem[arch]), f'{mem["W48"] / mem[arch]:.2f}x',
+                          published=f'W48 {PUBLISHED["W48"][0]} GB, {arch} {PUBLISHED[arch][0]} GB'
+                          if dtype is None else '',
+                          note='weights + AdamW state + the step\'s peak above them (grads, '
+                          'activations); the published W48 run trained with SGD')
     infer_hw = args.seg_infer_hw
     big = torch.randn(1, 3, *infer_hw, device=device)
     with torch.no_grad():
@@ -676,7 +681,7 @@ def section_profile(args, table, ctx):
     step = train_step_fn(model, x, device)
     step()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == 'cuda' else [])
-    steps = 2
+    steps = 1 if args.quick else 2
     with profile(activities=activities) as prof:
         for _ in range(steps):
             step()
@@ -696,8 +701,9 @@ def section_profile(args, table, ctx):
     for e in top:
         table.add('profile', e.key, f'{ARCH_LETTER[args.archs[0]]} train step {shape_of(x)} fp32',
                   value=f'{getattr(e, key) / steps / 1e3:.2f} ms/step',
-                  ratio=f'{getattr(e, key) / total:.0%} of {"device" if device == "cuda" else "CPU"} '
-                  'self time', note=f'{e.count // steps} calls/step; full table in profile.txt')
+                  ratio=f'{getattr(e, key) / total:.0%} of '
+                  f'{"device" if device == "cuda" else "CPU"} self time',
+                  note=f'{e.count // steps} calls/step; full table in profile.txt')
 
 
 # ---- compile -------------------------------------------------------------------------------
@@ -707,6 +713,7 @@ def compile_child(args):
     from torch._dynamo.utils import counters
     kind, mode = args.compile_child.split(':')
     device = args.device
+    torch.backends.cudnn.benchmark = True  # as the eager speed sections
     model = trained_like(HRFormer(arch=args.archs[0])).to(device)
     x = torch.randn(args.pose_batch, 3, *args.pose_hw, device=device)
     options = dict(backend='eager') if args.compile_backend == 'eager' else dict(mode=mode)
@@ -753,7 +760,8 @@ def section_compile(args, table, ctx):
                       note=f'exit {proc.returncode}: {tail[0][:200]}')
             continue
         timing = result['timing']
-        backend = ' backend=eager (dynamo only: the dry run)' if args.compile_backend == 'eager' else ''
+        backend = (' backend=eager (dynamo only: the dry run)'
+                   if args.compile_backend == 'eager' else '')
         table.add('compile', f'{letter} {kind}, torch.compile(mode={mode!r}){backend}',
                   f'{result["shape"]} fp32', 'same model, eager', ms(timing[0]), ms(timing[1]),
                   ratio_cell(timing),
@@ -854,7 +862,7 @@ def main(argv=None):
                f'{args.repeats} interleaved repeats ({args.seg_repeats} for OCRNet); ratio = '
                'reference / mmhrformer (> 1: ours faster or lighter), spread = lowest-highest '
                'per-repeat ratio; fp32 speed rows use PyTorch\'s defaults (cuDNN may use TF32 '
-               'for convolutions, matmuls do not)',
+               'for convolutions, matmuls do not), with cuDNN\'s benchmark mode on',
         'started': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
     }
     table = Table(args.out, meta)
@@ -869,6 +877,9 @@ def main(argv=None):
                       f'{args.budget_s:.0f} s')
             continue
         t0 = time.perf_counter()
+        # Autotuned cuDNN algorithms for the timed sections, as MMSeg's training runtime has
+        # them (env_cfg cudnn_benchmark=True); the warm-up calls pay for the tuning.
+        torch.backends.cudnn.benchmark = name in ('backbone', 'ocrnet', 'profile')
         try:
             SECTION_FUNCTIONS[name](args, table, ctx)
         except Exception as e:  # one broken section must not cost the others' results
@@ -880,6 +891,8 @@ def main(argv=None):
     table.write()
     print('\n' + table.markdown())
     failed = table.failed()
+    for r in failed:
+        print(f'{r["check"]}: [{r["section"]}] {r["what"]} {r["setting"]}: {r["note"]}')
     print(f'{len(table.rows)} rows, {len(failed)} failed checks or broken sections; written to '
           f'{args.out}/gpu_check.md and .json')
     return 1 if failed else 0
