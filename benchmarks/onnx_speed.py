@@ -10,6 +10,7 @@ thread counts and the load average (the machine may be shared) are printed with 
 
 Usage:
     python benchmarks/onnx_speed.py                      # HRFormer-S, the docs' table
+    python benchmarks/onnx_speed.py --threads 1            # robust when others share the CPU
     python benchmarks/onnx_speed.py --arch tiny --repeats 2 --sizes 1x3x64x48
 
 OpenVINO is optional (``pip install openvino``, or the package's ``openvino`` extra); without it
@@ -73,10 +74,12 @@ def export(model: torch.nn.Module, path: str) -> None:
 class Runtimes:
     """The three ways to run the model, each a callable ``x (numpy) -> list of numpy outputs``."""
 
-    def __init__(self, model: torch.nn.Module, path: str):
+    def __init__(self, model: torch.nn.Module, path: str, threads: int = 0):
         import onnxruntime as ort
         self.model = model
-        self.ort = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: onnxruntime's default (a thread per core)
+        self.ort = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
         self.ort_version = ort.__version__
         try:
             import openvino as ov
@@ -86,8 +89,10 @@ class Runtimes:
             core = ov.Core()
             # f32: on CPUs with bf16 units OpenVINO would otherwise compute in bf16 (outputs off
             # by ~1e-2), not the model the other columns run.
-            self.openvino = core.compile_model(core.read_model(path), 'CPU', {
-                'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': 'f32'})
+            config = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': 'f32'}
+            if threads:
+                config['INFERENCE_NUM_THREADS'] = threads
+            self.openvino = core.compile_model(core.read_model(path), 'CPU', config)
             self.ov_version = ov.__version__
 
     def names(self):
@@ -127,13 +132,19 @@ def main(argv=None) -> int:
     parser.add_argument('--sizes', nargs='+', default=list(DEFAULT_SIZES), metavar='NxCxHxW')
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=0,
+                        help='threads of every runtime (default: each its own, a thread per '
+                        'core); 1 keeps the comparison fair on a machine others share, where a '
+                        'thread waiting at a barrier for a descheduled one costs milliseconds')
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     model = backbone(args.arch)
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / 'hrformer.onnx')
         export(model, path)
-        runtimes = Runtimes(model, path)
+        runtimes = Runtimes(model, path, args.threads)
         rows = []
         for size in args.sizes:
             shape = tuple(int(s) for s in size.split('x'))
@@ -145,7 +156,8 @@ def main(argv=None) -> int:
           'opset 17, batch / height / width free), fp32 on the CPU')
     print(f'processor: {processor()}, {os.cpu_count()} logical CPUs; torch {torch.__version__} '
           f'({torch.get_num_threads()} threads), onnxruntime {runtimes.ort_version}, OpenVINO '
-          f'{runtimes.ov_version}; {time.strftime("%Y-%m-%d")}')
+          f'{runtimes.ov_version}; threads per runtime: {args.threads or "each its default"}; '
+          f'{time.strftime("%Y-%m-%d")}')
     print(f'load average (1 / 5 / 15 min): before {" / ".join(f"{v:.2f}" for v in load_before)}'
           f', after {" / ".join(f"{v:.2f}" for v in load_after)}')
     print(f'medians of {args.repeats} interleaved rounds after {args.warmup} warm-up calls\n')
@@ -158,7 +170,7 @@ def main(argv=None) -> int:
             ratio = '1.00x' if name == 'PyTorch eager' else (
                 f'{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})')
             print(f'| {size} | {name} | {1000 * statistics.median(t):.1f} | {ratio} | '
-                  f'{diffs[name]:.1e} (of |out| <= {scale:.0f}) |')
+                  f'{diffs[name]:.1e} (outputs up to {scale:.0f}) |')
     return 0
 
 

@@ -335,3 +335,19 @@ def test_metadata_round_trip_keeps_arrays_and_int_keys():
     back = metadata.decode(metadata.encode(value))
     assert back['colors'].dtype == np.uint8 and (back['colors'] == value['colors']).all()
     assert back['id2name'] == value['id2name'] and back['links'] == [[0, 1]]
+
+
+@pytest.mark.slow
+def test_speed_benchmark_smoke():
+    proc = subprocess.run([sys.executable, ROOT / 'benchmarks' / 'onnx_speed.py', '--arch', 'tiny',
+                           '--repeats', '1', '--warmup', '0', '--sizes', '1x3x64x48',
+                           '--threads', '1'], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split(' | ') for line in proc.stdout.splitlines() if line.startswith('| 1x3')]
+    runtimes = [row[1] for row in rows]  # OpenVINO only where it is installed (an extra)
+    assert runtimes in (['PyTorch eager', 'onnxruntime'],
+                        ['PyTorch eager', 'onnxruntime', 'OpenVINO']), proc.stdout
+    for row in rows:  # the same file in every runtime: float32 rounding apart
+        diff, scale = (float(v) for v in row[4].replace('(outputs up to', '').rstrip(') |').split())
+        assert diff <= 1e-5 * scale, row
+    assert 'processor: ' in proc.stdout and 'load average' in proc.stdout
