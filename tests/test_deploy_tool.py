@@ -238,6 +238,21 @@ def test_demo_on_the_file_draws_what_the_checkpoint_draws(task, files, tmp_path,
     assert outputs['onnx'][0] and outputs['onnx'] == outputs['checkpoint']
 
 
+def test_openvino_runs_the_files_as_onnxruntime(files):
+    ov = pytest.importorskip('openvino')  # an optional extra: not in the pinned stack
+    core = ov.Core()
+    shapes = {'seg': (2, 3, 51, 77), 'pose': (3, 3, 256, 192), 'cls': (1, 3, 224, 224)}
+    for task, shape in shapes.items():
+        path = str(files[task]['onnx'])
+        # f32: on CPUs with bf16 units OpenVINO's default precision there is bf16
+        compiled = core.compile_model(core.read_model(path), 'CPU',
+                                      {'INFERENCE_PRECISION_HINT': 'f32'})
+        x = np.random.default_rng(0).integers(0, 256, shape).astype(np.float32)
+        expected = OnnxModel(path).run(x)
+        got = compiled(x)[compiled.outputs[0]]
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
 def test_demo_refuses_a_file_of_another_task(files, tmp_path, capsys):
     rc, _, err = call(demo.main, [SEG_IMAGE, files['seg']['config'], files['cls']['onnx'],
                                   '--out-dir', tmp_path / 'out'], capsys)
