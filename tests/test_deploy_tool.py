@@ -286,6 +286,8 @@ def bad_rows():
          "argument --shape: invalid int value: 'tall'"),
         ('--argmax on pose', lambda f, t: [f['pose']['config'], f['pose']['checkpoint'],
                                            '--argmax'], '--argmax is for segmentation'),
+        ('unknown option', lambda f, t: [f['cls']['config'], f['cls']['checkpoint'], '--fp16'],
+         'unrecognized arguments: --fp16'),
     ]
 
 
@@ -311,6 +313,13 @@ def test_bad_input_one_line_exit_2_no_file(row, files, tmp_path, capsys):
     assert rc == 2, err[-2000:]
     assert len(errors) == 1 and words in errors[0] and 'Traceback' not in err, err[-2000:]
     assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_output_path_is_a_folder(files, tmp_path, capsys):
+    rc, _, err = call(export.main, [files['cls']['config'], files['cls']['checkpoint'], tmp_path],
+                      capsys)
+    assert rc == 2 and err.strip().endswith(f'{tmp_path}: is a folder; give the file to write')
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow
