@@ -253,11 +253,17 @@ def test_openvino_runs_the_files_as_onnxruntime(files):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
-def test_demo_refuses_a_file_of_another_task(files, tmp_path, capsys):
-    rc, _, err = call(demo.main, [SEG_IMAGE, files['seg']['config'], files['cls']['onnx'],
+@pytest.mark.parametrize('case', ['another task', 'not ONNX'])
+def test_demo_refuses_a_file_of_another_task_or_no_file(case, files, tmp_path, capsys):
+    onnx_file = files['cls']['onnx']
+    if case == 'not ONNX':
+        onnx_file = tmp_path / 'model.onnx'
+        onnx_file.write_bytes(files['cls']['checkpoint'].read_bytes()[:5000])
+    rc, _, err = call(demo.main, [SEG_IMAGE, files['seg']['config'], onnx_file,
                                   '--out-dir', tmp_path / 'out'], capsys)
-    assert rc == 2 and err.count(': error: ') == 1
-    assert 'exported for classification, the config is for segmentation' in err
+    assert rc == 2 and err.count(': error: ') == 1 and 'Traceback' not in err, err[-2000:]
+    assert ('exported for classification, the config is for segmentation' if case ==
+            'another task' else 'onnxruntime cannot load it') in err
     assert not (tmp_path / 'out').exists()
 
 

@@ -46,7 +46,7 @@ def run_exported(host: str, images: List[Path], config: str, onnx_file: str, out
         predict = pose_estimator(model, cfg, out_dir, bboxes, kpt_thr)
     else:
         predict = classifier(model, cfg, out_dir, topk)
-    return for_each_image(images, lambda path, image: predict(path, image))
+    return for_each_image(images, predict)
 
 
 def visualizer_of(cfg, **overrides):
