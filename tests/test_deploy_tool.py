@@ -161,11 +161,13 @@ def test_ops_are_in_tensorrt10_operator_list(files):
     # The check does find what TensorRT 10's parser lacks.
     bad = onnx.helper.make_model(onnx.helper.make_graph(
         [onnx.helper.make_node('Col2Im', ['x', 's', 'b'], ['y']),
-         onnx.helper.make_node('Resize', ['x', '', 's'], ['z'], mode='cubic')],
+         onnx.helper.make_node('Resize', ['x', '', 's'], ['z'], mode='cubic'),
+         onnx.helper.make_node('Squeeze', ['x', 's'], ['w'])],
         'g', [], []), opset_imports=[onnx.helper.make_opsetid('', 21)])
     problems = tensorrt10_problems(bad)
     assert any('Col2Im' in p for p in problems) and any("mode='cubic'" in p for p in problems)
     assert any('opset 21' in p for p in problems)
+    assert any('Squeeze with axes computed at run time' in p for p in problems)
 
 
 def test_seg_logits_equal_mmseg_predict_at_an_odd_size(files):

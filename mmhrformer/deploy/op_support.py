@@ -37,6 +37,13 @@ RESIZE_ATTRIBUTES = {
     'antialias': {0},
 }
 
+# Rows whose `axes` input "must be an initializer" (its position in the node's inputs). The parser
+# turns Constant nodes into weights too, so their outputs count.
+CONSTANT_AXES = {'Slice': 3, 'Squeeze': 1, 'Unsqueeze': 1, 'Pad': 3, 'CumSum': 1, 'ReduceL1': 1,
+                 'ReduceL2': 1, 'ReduceLogSum': 1, 'ReduceLogSumExp': 1, 'ReduceMax': 1,
+                 'ReduceMean': 1, 'ReduceMin': 1, 'ReduceProd': 1, 'ReduceSum': 1,
+                 'ReduceSumSquare': 1}
+
 
 def op_types(model) -> Dict[str, int]:
     """How often each op type occurs in ``model`` (an ``onnx.ModelProto``), subgraphs included."""
@@ -54,10 +61,12 @@ def tensorrt10_problems(model) -> List[str]:
 
     Returns:
         list[str]: One line per problem: an op type outside :data:`TENSORRT10_OPS`, a Resize
-        attribute outside the documented modes, an opset outside 9-20, a domain other than ONNX's.
+        attribute outside the documented modes, ``axes`` computed at run time where the list
+        wants a constant, an opset outside 9-20, a domain other than ONNX's.
     """
     import onnx
     problems = []
+    constants = constant_names(model.graph)
     for opset in model.opset_import:
         if opset.domain in ('', 'ai.onnx') and opset.version not in TENSORRT10_OPSETS:
             problems.append(f'opset {opset.version} (TensorRT 10 reads 9-20)')
@@ -73,7 +82,21 @@ def tensorrt10_problems(model) -> List[str]:
                 value = value.decode() if isinstance(value, bytes) else value
                 if allowed is not None and value not in allowed:
                     problems.append(f'Resize {attr.name}={value!r} ({node.name})')
+        axes = CONSTANT_AXES.get(node.op_type)
+        if axes is not None and len(node.input) > axes and node.input[axes] and \
+                node.input[axes] not in constants:
+            problems.append(f'{node.op_type} with axes computed at run time ({node.name})')
     return sorted(set(problems))
+
+
+def constant_names(graph) -> set:
+    """Names of the values known when the engine is built: initializers, Constant outputs and
+    Identity copies of them."""
+    names = {init.name for init in graph.initializer}
+    for node in graph.node:  # ONNX graphs are topologically sorted
+        if node.op_type == 'Constant' or (node.op_type == 'Identity' and node.input[0] in names):
+            names.update(node.output)
+    return names
 
 
 def _nodes(graph) -> Iterable:
