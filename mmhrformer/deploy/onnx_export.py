@@ -8,8 +8,8 @@ file appears only when all of that passed: it is written beside the target under
 and renamed at the end.
 
 The exporter is TorchScript's (``dynamo=False``). Measured on torch 2.14 with HRFormer models
-(2 cores): it exports a whole OCRNet with free batch, height and width in 5 s where the dynamo
-exporter took 100 s (HRFormer-S TopDown: 26 s against more than 5 minutes), with the same
+(2 cores): it exports a small OCRNet with free batch, height and width in 5 s where the dynamo
+exporter took 100 s (HRFormer-S TopDown: 26 s against 253 s), with the same
 onnxruntime results at every size; dynamo also fixes a batch of 1 (0/1 specialisation, so it needs
 an example batch of 2) and needs :mod:`.host_patches` for MMSeg's ``resize``. This exporter does
 not need the patches; they are on all the same (they only switch off an eager-only warning), so
