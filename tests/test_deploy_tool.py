@@ -147,6 +147,9 @@ def test_files_carry_their_contract_and_pass_the_checks(files):
     assert seg['labels'][:2] == ['road', 'sidewalk'] and len(seg['labels']) == 19
     assert len(seg['verified']) == 2 and seg['verified'][1]['shape'] == [2, 3, 33, 53]
     assert pose['output']['name'] == 'heatmaps' and pose['flip_test'] is True
+    assert pose['codec']['type'] == 'MSRAHeatmap' and pose['codec']['input_size'] == [192, 256]
+    assert [step['type'] for step in pose['test_pipeline']] == [
+        'LoadImage', 'GetBBoxCenterScale', 'TopdownAffine', 'PackPoseInputs']
     assert pose['labels'][:2] == ['nose', 'left_eye'] and len(pose['labels']) == 17
     assert isinstance(pose['dataset_meta']['keypoint_colors'], np.ndarray)  # restored exactly
     assert cls['input']['shape'] == [1, 3, 224, 224] and cls['labels'] == list(CLASSES)

@@ -13,7 +13,8 @@ import numpy as np
 
 def encode(value: Any) -> str:
     """JSON text of ``value``, numpy arrays and int-keyed dicts tagged (see :func:`decode`)."""
-    return json.dumps(_tag(value), separators=(',', ':'))
+    # default=repr: a config may name a class object where it usually names a type string
+    return json.dumps(_tag(value), separators=(',', ':'), default=repr)
 
 
 def decode(text: str) -> Any:

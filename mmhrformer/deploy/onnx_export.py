@@ -83,6 +83,15 @@ def load_host_model(config: str, checkpoint: str):
     return host, cfg, model.eval(), checkpoint_meta
 
 
+def plain(value):
+    """A config value (ConfigDicts, tuples) as plain dicts and lists."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 def first_line(err: Exception, last: bool = False) -> str:
     """One line of an exception's message (the last: a config's syntax error names its line
     there), at most 200 characters."""
@@ -209,7 +218,13 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
         output=output, preprocessing=graph.normalize.describe(),
         labels=labels, dataset_meta=dataset_meta,
         export_size=[height, width], dynamic=dynamic, opset=opset,
-        exported_with=dict(mmhrformer=__version__, torch=torch.__version__), **description)
+        exported_with=dict(mmhrformer=__version__, torch=torch.__version__),
+        # What stays outside the graph, for runtimes without OpenMMLab: the resizing / cropping /
+        # affine warp in front, and the pose codec behind.
+        test_pipeline=plain(cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline', [])),
+        **description)
+    if host == 'mmpose':
+        props['codec'] = plain(cfg.model.head.decoder)
 
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
