@@ -164,7 +164,8 @@ def main(argv=None) -> int:
     parser = ArgumentParser(prog='hrformer-demo', description=__doc__.splitlines()[0])
     parser.add_argument('images', help='an image file or a folder of images')
     parser.add_argument('config', help='a config of this package (configs/...)')
-    parser.add_argument('checkpoint', help='trained or converted checkpoint')
+    parser.add_argument('checkpoint', help='trained or converted checkpoint, or an .onnx file '
+                        'of hrformer-export (run by onnxruntime)')
     parser.add_argument('--out-dir', default='demo_out', help='where the pictures go')
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument('--bboxes', nargs='+', metavar='X1,Y1,X2,Y2',
