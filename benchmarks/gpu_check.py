@@ -135,7 +135,8 @@ def tf32(enabled: bool):
 
 
 def dtype_label(dtype) -> str:
-    return 'fp32' if dtype is None else f'AMP {str(dtype).split(".")[-1].replace("float", "fp")}'
+    names = {torch.bfloat16: 'AMP bf16', torch.float16: 'AMP fp16'}
+    return 'fp32' if dtype is None else names[dtype]
 
 
 def rel_err(got, want) -> float:
