@@ -35,10 +35,11 @@ MIN_SIZE = 32  # the backbone's stride: every branch keeps at least one pixel
 OPSETS = range(11, 21)  # 11: Resize with align_corners; 20: the newest TensorRT 10 reads
 DEFAULT_OPSET = 17
 # Largest |ONNX - PyTorch| accepted: RTOL of the output's largest magnitude, plus ATOL for
-# outputs near zero. float32 rounding through the network in other op orders stayed within 1e-5
-# of it (HRFormer-S OCRNet up to 1024x2048, TopDown, classifier); a wrong op (a size fixed at the
-# example's, a misread resize mode, a lost flip) is off by a sizeable fraction of it.
-RTOL, ATOL = 1e-4, 1e-6
+# outputs near zero. float32 rounding through the network in another order of operations stayed
+# within 1e-5 of it for every shipped HRFormer-S config and within 1e-4 for the B OCRNets (random
+# weights); a wrong op (a size fixed at the example's, a misread resize mode,
+# a lost flip) is off by a sizeable fraction of it.
+RTOL, ATOL = 1e-3, 1e-6
 
 
 class ExportError(ValueError):
