@@ -81,7 +81,8 @@ import mmdet, mmengine, mmpose, mmpretrain, mmseg  # noqa: F401
 print(f'[run.sh] torch {torch.__version__} (CUDA {torch.version.cuda}, GPU: '
       f'{torch.cuda.get_device_name() if torch.cuda.is_available() else "none"}), '
       f'mmcv ops ok, mmengine {mmengine.__version__}, mmseg {mmseg.__version__}, '
-      f'mmpose {mmpose.__version__}, mmdet {mmdet.__version__}, mmpretrain {mmpretrain.__version__}')
+      f'mmpose {mmpose.__version__}, mmdet {mmdet.__version__}, '
+      f'mmpretrain {mmpretrain.__version__}')
 PY
 }
 
