@@ -35,11 +35,12 @@ MIN_SIZE = 32  # the backbone's stride: every branch keeps at least one pixel
 OPSETS = range(11, 21)  # 11: Resize with align_corners; 20: the newest TensorRT 10 reads
 DEFAULT_OPSET = 17
 # Largest |ONNX - PyTorch| accepted: RTOL of the output's largest magnitude, plus ATOL for
-# outputs near zero. float32 rounding through the network in another order of operations stayed
-# within 1e-5 of it for every shipped HRFormer-S config and within 1e-4 for the B OCRNets (random
-# weights); a wrong op (a size fixed at the example's, a misread resize mode,
-# a lost flip) is off by a sizeable fraction of it.
-RTOL, ATOL = 1e-3, 1e-6
+# outputs near zero. Measured with random weights on every shipped config: up to 5e-4 of it (an
+# S OCRNet at 160x224; most stay below 1e-4), and the file and PyTorch then differ from a float64
+# run of the model by as much as from each other: float32 rounding, which a random network
+# amplifies. Ten times that is allowed, as a refused file cannot be kept; a wrong op (a size fixed
+# at the example's, a misread resize mode, a lost flip) is off by a sizeable fraction of it.
+RTOL, ATOL = 5e-3, 1e-6
 
 
 class ExportError(ValueError):
