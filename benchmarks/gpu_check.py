@@ -94,6 +94,7 @@ class Table:
 
     def add(self, section, what, setting='', reference='', ref_value='', value='', ratio='',
             check='', published='', note=''):
+        """Appends a row (the columns of :data:`COLUMNS`), prints it and rewrites the files."""
         self.rows.append(dict(zip(COLUMNS, (section, what, setting, reference, ref_value, value,
                                             ratio, check, published, note))))
         print(f'[{section}] {what} {setting}: {value} {ratio} {check} {note}'.rstrip(),
@@ -101,9 +102,11 @@ class Table:
         self.write()
 
     def failed(self) -> list:
+        """The rows whose check failed or whose section broke."""
         return [r for r in self.rows if r['check'] in ('FAIL', 'ERROR')]
 
     def markdown(self) -> str:
+        """The metadata as a list, then the table."""
         lines = [f'# GPU check: {self.meta["device name"]}', '']
         lines += [f'- {k}: {v}' for k, v in self.meta.items()] + ['']
         lines += ['| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
@@ -112,6 +115,7 @@ class Table:
         return '\n'.join(lines) + '\n'
 
     def write(self):
+        """Rewrites gpu_check.md and gpu_check.json under the output folder."""
         self.meta['elapsed s'] = round(time.perf_counter() - START, 1)
         (self.out / 'gpu_check.md').write_text(self.markdown())
         (self.out / 'gpu_check.json').write_text(json.dumps(
@@ -135,6 +139,7 @@ def tf32(enabled: bool):
 
 
 def dtype_label(dtype) -> str:
+    """'fp32' for no autocast (None), else 'AMP bf16' / 'AMP fp16'."""
     names = {torch.bfloat16: 'AMP bf16', torch.float16: 'AMP fp16'}
     return 'fp32' if dtype is None else names[dtype]
 
@@ -148,19 +153,23 @@ def rel_err(got, want) -> float:
 
 
 def verdict(err: float, tol: float) -> str:
+    """'pass' for a finite error within ``tol``, else 'FAIL' (NaN never passes)."""
     return 'pass' if math.isfinite(err) and err <= tol else 'FAIL'
 
 
 def grads_of(model) -> list:
+    """The gradients the last backward pass left on ``model``'s parameters."""
     return [p.grad for p in model.parameters() if p.grad is not None]
 
 
 def running_stats(model) -> list:
+    """The BN running means and variances of ``model`` (the tensors, not copies)."""
     return [b for name, b in model.named_buffers()
             if name.endswith(('running_mean', 'running_var'))]
 
 
 def ms(seconds: float) -> str:
+    """Seconds as a milliseconds cell."""
     return f'{seconds * 1e3:.1f} ms'
 
 
@@ -172,6 +181,7 @@ def tflops(flops: float, seconds: float, peak: float) -> str:
 
 
 def ratio_cell(timing) -> str:
+    """'ratio (lowest-highest)' from :func:`backbone_speed.timed_row`'s result."""
     return f'{timing[2]:.2f}x ({timing[3]})'
 
 
@@ -207,11 +217,13 @@ def model_cfg(path: str, **kwargs):
 
 
 def mmseg_config(rel: str) -> Path:
+    """A config shipped inside the installed MMSeg (its .mim folder), by its relative path."""
     import mmseg
     return Path(mmseg.__file__).parent / '.mim' / rel
 
 
 def build(host: str, cfg):
+    """Builds ``cfg`` from ``host``'s model registry (mmseg, mmpose or mmpretrain)."""
     from mmhrformer.checkpoint import build_in_host
     return build_in_host(host, cfg)
 
@@ -219,6 +231,7 @@ def build(host: str, cfg):
 # ---- env -----------------------------------------------------------------------------------
 
 def section_env(args, table, ctx):
+    """Matmul rates of the device; stores them in ``ctx['peak']`` (TFLOP/s per autocast dtype)."""
     n = args.matmul_size
     rates = {}
     for label, dtype, allow in (('fp32 (TF32 off)', torch.float32, False),
@@ -254,6 +267,7 @@ def device_vs_cpu(model, run, device):
 
 
 def add_comparison(table, what, setting, pairs, device):
+    """A correctness row from :func:`device_vs_cpu`'s pairs: relative L2 errors, pass or FAIL."""
     names = ('outputs', 'parameter gradients', 'BN running statistics')
     errs = [rel_err(got, want) for got, want in pairs]
     worst = max(errs)
@@ -265,6 +279,7 @@ def add_comparison(table, what, setting, pairs, device):
 
 
 def backbone_run(x):
+    """A run for :func:`device_vs_cpu`: eval forward, then a training forward and backward."""
     def run(model, where):
         inp = x.to(where)
         model.eval()
@@ -289,6 +304,7 @@ def host_run(inputs, samples):
 
 
 def section_correct(args, table, ctx):
+    """Device against CPU for the backbone and the hosts' models, the FFN chain, SDPA."""
     device = args.device
     torch.manual_seed(0)
     with tf32(False):
@@ -330,6 +346,7 @@ def plain_ffn(ffn, x):
 
 
 def ffn_chain_rows(args, table):
+    """The FFN chain against plain autograd on the device, in fp32 and under autocast."""
     device = args.device
     for arch, channels in (('S', 32), ('B', 78)):
         torch.manual_seed(0)
@@ -462,6 +479,7 @@ def runner_losses(args, amp_dtype, work_dir):
 
 
 def section_amp(args, table, ctx):
+    """The quickstart config through the Runner in fp32, AMP fp16 and AMP bf16."""
     with tempfile.TemporaryDirectory() as tmp:
         base, _ = runner_losses(args, None, Path(tmp))
         table.add('amp', f'quickstart OCRNet-HRFormer-T, MMSeg Runner, {len(base)} iterations',
@@ -489,6 +507,7 @@ def section_amp(args, table, ctx):
 # ---- backbone ------------------------------------------------------------------------------
 
 def autocast_call(fn, device, dtype):
+    """``fn`` as a no-grad call under autocast to ``dtype`` (None: no autocast)."""
     def call():
         with torch.no_grad(), torch.autocast(device, dtype=dtype or torch.float32,
                                              enabled=dtype is not None):
@@ -497,6 +516,7 @@ def autocast_call(fn, device, dtype):
 
 
 def section_backbone(args, table, ctx):
+    """Speed and memory of the backbone against MMPose's HRFormer and HRNet-W32."""
     device, peak = args.device, ctx.get('peak', {})
     x = torch.randn(args.pose_batch, 3, *args.pose_hw, device=device)
     hrnet = None
@@ -552,6 +572,7 @@ def section_backbone(args, table, ctx):
 
 
 def gib(nbytes: float) -> str:
+    """Bytes as a GiB cell."""
     return f'{nbytes / 2**30:.2f} GiB'
 
 
@@ -605,6 +626,7 @@ def host_step(model, data, device, dtype):
 
 
 def section_ocrnet(args, table, ctx):
+    """OCRNet-HRFormer-S / -B against MMSeg's OCRNet-HRNetV2p-W48: training, memory, fps."""
     device, peak = args.device, ctx.get('peak', {})
     hw = args.seg_train_hw
     models = seg_models(args, hw)
@@ -675,6 +697,7 @@ def param_bytes(model) -> int:
 # ---- profile -------------------------------------------------------------------------------
 
 def section_profile(args, table, ctx):
+    """The top ops of the S training step by self time (device time on CUDA)."""
     from torch.profiler import ProfilerActivity, profile
     device = args.device
     model = trained_like(HRFormer(arch=args.archs[0])).to(device).train()
@@ -735,6 +758,7 @@ def compile_child(args):
 
 
 def section_compile(args, table, ctx):
+    """``torch.compile`` modes of the S backbone, each in a child process under the budget."""
     modes = ([('inference', 'default')] if args.compile_backend == 'eager' else
              [('inference', 'default'), ('inference', 'reduce-overhead'),
               ('train step', 'default'), ('inference', 'max-autotune-no-cudagraphs')])
@@ -783,6 +807,7 @@ ESTIMATE_S = dict(env=5, correct=40, amp=25, backbone=90, ocrnet=60, profile=10,
 
 
 def parse_args(argv=None):
+    """The command line, with the shapes and counts of a full or a quick run filled in."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--device', default='cuda', choices=['cuda', 'cpu'],
                         help='where to check (default cuda; the CPU is always the reference)')
@@ -837,6 +862,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    """Runs the sections in order; returns the exit status (0 all passed, 1 a check failed)."""
     args = parse_args(argv)
     torch.manual_seed(0)
     if args.quick and args.device == 'cpu':
