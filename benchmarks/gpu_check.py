@@ -357,8 +357,7 @@ def ffn_chain_rows(args, table):
             x = torch.randn(args.ffn_batch, channels, *args.ffn_hw, device=device).contiguous(
                 memory_format=torch.channels_last)
             x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
-            with tf32(False), torch.autocast(device, dtype=dtype or torch.float32,
-                                             enabled=dtype is not None):
+            with tf32(False), autocast(device, dtype):
                 out, expected = chain(x1), plain_ffn(reference, x2)
             grad = torch.randn_like(out)
             with tf32(False):
@@ -506,11 +505,15 @@ def section_amp(args, table, ctx):
 
 # ---- backbone ------------------------------------------------------------------------------
 
+def autocast(device, dtype):
+    """Autocast to ``dtype``, or no autocast at all for None (fp32)."""
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device, dtype=dtype)
+
+
 def autocast_call(fn, device, dtype):
-    """``fn`` as a no-grad call under autocast to ``dtype`` (None: no autocast)."""
+    """``fn`` as a no-grad call under :func:`autocast`."""
     def call():
-        with torch.no_grad(), torch.autocast(device, dtype=dtype or torch.float32,
-                                             enabled=dtype is not None):
+        with torch.no_grad(), autocast(device, dtype):
             fn()
     return call
 
@@ -612,15 +615,13 @@ def host_step(model, data, device, dtype):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=True)
     if dtype is not None and device == 'cuda':
         wrapper = AmpOptimWrapper(optimizer=optimizer, dtype=dtype, loss_scale='dynamic')
-        context = contextlib.nullcontext
+        outer = None  # the wrapper's optim_context autocasts the forward
     else:
-        wrapper = OptimWrapper(optimizer=optimizer)
-        context = (contextlib.nullcontext if dtype is None
-                   else lambda: torch.autocast(device, dtype=dtype))
+        wrapper, outer = OptimWrapper(optimizer=optimizer), dtype
 
     def step():
         model.train()
-        with context():
+        with autocast(device, outer):
             model.train_step(data, wrapper)
     return step
 
