@@ -26,3 +26,15 @@ def seeded():
 def official_tiny():
     """A random official HRFormer-T classification state dict (official key names)."""
     return official.random_state_dict('tiny', seed=0)
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """One thread for a module of tiny models: about as fast as two, and far faster when other
+    jobs share the cores (each op then waits at OpenMP's barrier for a descheduled thread: a small
+    forward pass measured 6 s with two threads, 0.04 s with one). Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures('one_thread')``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

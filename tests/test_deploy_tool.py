@@ -29,6 +29,8 @@ from mmhrformer.deploy.host_patches import export_patches
 from mmhrformer.deploy.onnx_runtime import OnnxModel
 from mmhrformer.deploy.op_support import TENSORRT10_OPS, op_types, tensorrt10_problems
 
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
+
 ROOT = Path(__file__).resolve().parents[1]
 SEG_IMAGE = ROOT / 'demo' / 'data' / 'tiny_seg' / 'img_dir' / 'val' / 'val_000.jpg'
 POSE_IMAGE = ROOT / 'demo' / 'data' / 'tiny_pose' / 'val' / 'val_000.jpg'
@@ -94,16 +96,6 @@ def built(config: Path):
     cfg = Config.fromfile(str(config))
     cfg.model.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
     return cfg, build_in_host(cfg.default_scope, cfg.model)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    # Small models on a shared 2-core machine: with two threads, each op waits at OpenMP's
-    # barrier for a descheduled thread (measured 6 s a forward pass, 0.04 s with one).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')

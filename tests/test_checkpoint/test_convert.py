@@ -24,6 +24,8 @@ from mmhrformer import HRFormer
 from mmhrformer.checkpoint import CheckpointError, build_in_host, convert, ocrnet_cfg
 from mmhrformer.checkpoint.layouts import fold_conv_bias, strip
 
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / 'tools' / 'model_converters' / 'hrformer2mmseg.py'
 TINY = (18, 36, 72, 144)

@@ -22,6 +22,8 @@ from mmhrformer.checkpoint import CheckpointError, build_in_host, convert, ocrne
 from mmhrformer.checkpoint.convert import build_target
 from mmhrformer.cli.host_tool import host_script
 
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = (18, 36, 72, 144)
 

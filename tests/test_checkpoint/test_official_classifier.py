@@ -8,6 +8,8 @@ import torch
 import official  # tests/official.py
 from mmhrformer import ARCH_ZOO, HRFormer, convert_official_backbone, convert_official_classifier
 
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
+
 
 @pytest.fixture(scope='module', autouse=True)
 def mmpretrain_scope():
