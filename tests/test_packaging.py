@@ -1,7 +1,8 @@
 """The package as ``pip install .`` (not editable) installs it: a wheel built from this tree goes into
 a scratch venv that sees the pinned stack but not this clone, and is used from another folder as a
 user would: ``import mmhrformer``, the ``hrformer2mmseg`` console script, ``mim search mmhrformer``,
-``mim train mmhrformer <config name>`` and ``mim test mmhrformer ...``. mim and MMEngine find a
+``mim train mmhrformer <config name>``, ``mim test mmhrformer ...``, then ``hrformer-export`` and
+``hrformer-demo`` on the trained checkpoint and the wheel's own config. mim and MMEngine find a
 package's configs and tools by its install path (``mmhrformer/.mim``), which an editable install
 does not have: these paths only work, and are only tested, from a wheel."""
 import os
@@ -47,13 +48,18 @@ def wheel_venv(tmp_path_factory):
     return venv, work, site
 
 
-@pytest.mark.slow
-def test_wheel_ships_configs_tools_and_model_index(wheel_venv):
-    venv, work, site = wheel_venv
+def site_package(venv, work) -> Path:
+    """Where the wheel installed mmhrformer."""
     where = run([venv / 'bin' / 'python', '-c', 'import mmhrformer; print(mmhrformer.__file__)'],
                 cwd=work)
     assert where.returncode == 0, where.stderr[-2000:]
-    package = Path(where.stdout.strip()).parent
+    return Path(where.stdout.strip()).parent
+
+
+@pytest.mark.slow
+def test_wheel_ships_configs_tools_and_model_index(wheel_venv):
+    venv, work, site = wheel_venv
+    package = site_package(venv, work)
     assert package == site / 'mmhrformer'
     mim = package / '.mim'
     assert (mim / 'model-index.yml').is_file()
@@ -100,3 +106,16 @@ def test_mim_train_and_test_a_bare_config_name(wheel_venv):
     out = test.stdout + test.stderr
     assert test.returncode == 0, out[-4000:]
     assert re.search(r'Iter\(test\) .*mIoU: [\d.]+', out), out[-3000:]
+
+    # The trained checkpoint through the installed console scripts, on the wheel's own config:
+    # a verified ONNX file, and the demo on it.
+    config = site_package(venv, work) / '.mim' / 'configs' / 'quickstart' / SEG
+    export = run([venv / 'bin' / 'hrformer-export', config, work / 'run' / 'iter_2.pth',
+                  work / 'seg.onnx', '--dynamic'], cwd=work, timeout=600)
+    assert export.returncode == 0, (export.stdout + export.stderr)[-3000:]
+    assert 'onnxruntime vs PyTorch' in export.stdout and (work / 'seg.onnx').is_file()
+    images = site_package(venv, work) / '.mim' / 'demo' / 'data' / 'tiny_seg' / 'img_dir' / 'val'
+    demo = run([venv / 'bin' / 'hrformer-demo', images, config, work / 'seg.onnx', '--out-dir',
+                work / 'pictures'], cwd=work, timeout=600)
+    assert demo.returncode == 0, (demo.stdout + demo.stderr)[-3000:]
+    assert len(list((work / 'pictures').glob('*_seg.png'))) == len(list(images.glob('*.jpg')))
