@@ -149,6 +149,10 @@ def test_demo_folder_goes_on_past_a_broken_image(files, tmp_path, capsys):
     assert len(errors) == 1 and 'b_broken.jpg: cannot be read as an image' in errors[0]
     assert [p.name for p in out.iterdir()] == ['a_good_seg.png']
     assert '1 picture(s) written' in captured.out
+    # a checkpoint without dataset_meta: the config's class names, not MMSeg's Cityscapes default
+    shares = next(line for line in captured.out.splitlines() if 'a_good.jpg: ' in line)
+    assert any(name in shares for name in ('background', 'disc', 'square', 'triangle')), shares
+    assert 'road' not in shares and 'sky' not in shares, shares
 
 
 @pytest.mark.parametrize('command', [

@@ -84,9 +84,18 @@ def parse_bboxes(values: Optional[List[str]]) -> Optional[np.ndarray]:
     return np.array(boxes, dtype=np.float32)
 
 
-def segment(images, config, checkpoint, out_dir: Path, device: str) -> List[str]:
+def segment(images, config, checkpoint, out_dir: Path, device: str, meta: dict) -> List[str]:
+    from mmengine.config import Config
     from mmseg.apis import MMSegInferencer
-    inferencer = MMSegInferencer(model=config, weights=checkpoint, device=device)
+
+    from ..deploy.onnx_export import dataset_meta_of
+    # MMSeg's inferencer names the classes of a checkpoint without dataset_meta as Cityscapes';
+    # the config's data set knows them (as the exported files do).
+    names = dataset_meta_of('mmseg', Config.fromfile(config), meta)
+    known = {k: names[k] for k in ('classes', 'palette')} if names.get('palette') else {}
+    inferencer = MMSegInferencer(model=config, weights=checkpoint, device=device, **known)
+    if known:
+        inferencer.model.dataset_meta = known
     classes = inferencer.model.dataset_meta['classes']
 
     def predict(path: Path, image: np.ndarray) -> None:
@@ -184,15 +193,14 @@ def main(argv=None) -> int:
             raise DemoError('--bboxes is for pose configs only')
         # Before any inferencer: they load non-strictly and would draw a random head.
         exported = args.checkpoint.endswith('.onnx')  # onnxruntime, no PyTorch model built
-        if not exported:
-            check_against_config(args.config, args.checkpoint)
+        meta = {} if exported else check_against_config(args.config, args.checkpoint)
         out_dir = Path(args.out_dir)
         if exported:
             from ..deploy.onnx_demo import run_exported
             failures = run_exported(host, images, args.config, args.checkpoint, out_dir, bboxes,
                                     args.kpt_thr, args.topk)
         elif host == 'mmseg':
-            failures = segment(images, args.config, args.checkpoint, out_dir, args.device)
+            failures = segment(images, args.config, args.checkpoint, out_dir, args.device, meta)
         elif host == 'mmpose':
             failures = estimate_pose(images, args.config, args.checkpoint, out_dir, args.device,
                                      bboxes, args.kpt_thr)
