@@ -302,8 +302,6 @@ LAYOUTS = {
     'official-pose': Layout(convert_official_backbone, official_pose_heads,
                             dict(with_rpe=False, upsample_mode='bilinear')),
     'mmpose': Layout(mmpose_to_ours, pose_heads, dict(with_rpe=True, upsample_mode='bilinear')),
-    # Settings come from the config that trained it; heads are already in the hosts' names.
-    'mmhrformer': Layout(own_names, lambda sd, full_classifier: Heads(TARGET_BACKBONE), {}),
 }
 # The backbone mapping of each family of names (find_backbones), whatever the heads.
 BACKBONE_NAMES = {'official': convert_official_backbone, 'mmpose': mmpose_to_ours,

@@ -26,8 +26,9 @@ from torch.nn.modules.module import register_module_module_registration_hook
 from ..models.backbones.hrformer import ARCH_ZOO, HRFormer
 from ..models.necks.hrformer_cls_neck import HRFormerClsNeck
 from .convert import backbone_arch
-from .layouts import (BACKBONE_NAMES, INDEX, TABLE, CheckpointError, StateDict, detect_layout,
-                      find_backbones, name_keys, official_cls_head, official_seg_heads, strip)
+from .layouts import (BACKBONE_NAMES, INDEX, OFFICIAL_CLS_HEAD_PREFIXES, TABLE, CheckpointError,
+                      StateDict, detect_layout, find_backbones, name_keys, official_cls_head,
+                      official_seg_heads, strip)
 from .reading import read_checkpoint, state_dict_of
 
 CONVERT_HINT = 'convert it first: hrformer2mmseg SRC DST'
@@ -35,10 +36,6 @@ CONVERT_HINT = 'convert it first: hrformer2mmseg SRC DST'
 # MMEngine's {'state_dict': ...} given to a plain Module.load_state_dict.
 WRAPPERS = ('state_dict', 'model')
 UNUSED_FUSION = re.compile(r'stage4\.\d+\.fuse_layers\.')
-HEAD_NOTES = {
-    'official-seg': 'openseg fed BGR images with RGB-ordered mean / std: for its exact logits set '
-                    'data_preprocessor bgr_to_rgb=False; both heads need align_corners=True',
-}
 
 
 def _logger():
@@ -105,17 +102,18 @@ def _map_backbone(state_dict: dict, scope: str, target: str, backbone: HRFormer,
     mapped = {k: v for k, v in mapped.items() if k not in unused}
     head_state: StateDict = {}
     head_used: List[str] = []
+    notes: tuple = ()
     if parent is not None and layout == 'official-seg':
         try:
             heads = official_seg_heads(sub, False)
         except CheckpointError as err:
             raise CheckpointError(f'{err}: the OCR heads cannot be mapped on load; '
                                   f'{CONVERT_HINT}') from None
-        head_state, head_used = heads.state, heads.used
+        head_state, head_used, notes = heads.state, heads.used, heads.notes
     elif layout == 'official-cls' and isinstance(getattr(parent, 'neck', None),
                                                  HRFormerClsNeck):  # an ImageClassifier
         head_state = official_cls_head(sub)
-        head_used = [k for k in sub if k.split('.', 1)[0] not in roots]
+        head_used = [k for k in sub if k.startswith(OFFICIAL_CLS_HEAD_PREFIXES)]
     if family == 'mmhrformer' and inner == rel and not unused and not head_used and all(
             not k.endswith(INDEX) for k in source):
         return layout  # already this package's names where the model looks
@@ -129,8 +127,8 @@ def _map_backbone(state_dict: dict, scope: str, target: str, backbone: HRFormer,
         where = f' at {target!r}' if target else ''
         _logger().info(f'HRFormer{where}: {layout} weights mapped to this package\'s names '
                        f'({len(mapped)} backbone keys{what}){dropped}')
-    if layout in HEAD_NOTES and head_state:
-        _logger().warning(f'HRFormer: {HEAD_NOTES[layout]}')
+    for note in notes:  # what the config needs for the source's exact outputs
+        _logger().warning(f'HRFormer: {note}')
     return layout
 
 
