@@ -14,6 +14,9 @@ table of :mod:`.layouts` that the converter uses (the weights equal the converte
   when an ``HRFormer`` is assigned as its child): whole official checkpoints, whose heads
   (openseg's OCR heads, the official classifier) and un-prefixed backbone keys only that module
   sees.
+
+Both are plugged in from here (:func:`install`, called by ``import mmhrformer``): the model files
+know nothing of layouts, and this package sits above them.
 """
 import functools
 import re
@@ -202,9 +205,6 @@ def _watch_registration(parent: torch.nn.Module, name: str, child) -> None:
             functools.partial(adapt_whole_checkpoint, name=name))
 
 
-register_module_module_registration_hook(_watch_registration)
-
-
 def load_pretrained(backbone: HRFormer, checkpoint: str, prefix: Optional[str] = None,
                     map_location: str = 'cpu', **_) -> None:
     """``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` of the backbone: any
@@ -236,3 +236,30 @@ def load_pretrained(backbone: HRFormer, checkpoint: str, prefix: Optional[str] =
                    + (f' ({len(result.unexpected_keys)} keys of other modules ignored)'
                       if result.unexpected_keys else ''))
 
+
+class LayoutAdapter:
+    """What :attr:`HRFormer.weights_adapter` calls: this module's mapping and checks."""
+    adapt_state = staticmethod(adapt_backbone_state)
+    load_pretrained = staticmethod(load_pretrained)
+
+
+_installed = False
+
+
+def install() -> None:
+    """Plugs the layout mapping into the models; ``import mmhrformer`` calls it once.
+
+    The backbone's own loads go through :class:`LayoutAdapter`. Whole official checkpoints also
+    hold heads that only the module around the backbone is handed (torch and MMEngine give each
+    module the keys under its own prefix), and that module is a host's (``EncoderDecoder``,
+    ``TopdownPoseEstimator``, ``ImageClassifier``), not ours: torch's process-wide
+    module-registration hook is the one place that sees an HRFormer become a host model's child,
+    so it gives that host model a load pre-hook. Its cost outside this package is one
+    ``isinstance`` per submodule assignment.
+    """
+    global _installed
+    if _installed:
+        return
+    HRFormer.weights_adapter = LayoutAdapter
+    register_module_module_registration_hook(_watch_registration)
+    _installed = True

@@ -14,59 +14,14 @@ image is written to ``--out-dir``; the predictions are printed.
 """
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
+from ..apis import (DemoError, HostError, for_each_image, host_of, list_images, result_to_sample,
+                    write)
 from ..checkpoint import CheckpointError, check_against_config
 from .args import ArgumentParser
-from .host_tool import HostToolError, host_of
-
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-
-
-class DemoError(RuntimeError):
-    """Bad input to the demo; the message names it."""
-
-
-def list_images(path: str) -> List[Path]:
-    """The image, or the images of a folder (sorted), by suffix."""
-    p = Path(path)
-    if p.is_dir():
-        images = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        if not images:
-            raise DemoError(f'{path}: no images ({", ".join(IMAGE_SUFFIXES)}) in this folder')
-        return images
-    if not p.is_file():
-        raise DemoError(f'{path}: no such image or folder')
-    if p.suffix.lower() not in IMAGE_SUFFIXES:
-        raise DemoError(f'{path}: not an image file (expected one of {", ".join(IMAGE_SUFFIXES)})')
-    return [p]
-
-
-def read_image(path: Path) -> np.ndarray:
-    import mmcv
-    try:
-        image = mmcv.imread(str(path))
-    except Exception as err:  # noqa: BLE001 - OpenCV / PIL fail in many ways on foreign bytes
-        raise DemoError(f'{path}: cannot be read as an image ({err})') from None
-    if image is None:  # OpenCV's answer to bytes it cannot decode
-        raise DemoError(f'{path}: cannot be read as an image')
-    return image
-
-
-def for_each_image(images: List[Path], predict: Callable[[Path, np.ndarray], None]) -> List[str]:
-    """``predict(path, image)`` for every readable image; returns one line per image that could
-    not be read or predicted. ``predict`` writes its picture last, so a failure writes none."""
-    failures = []
-    for path in images:
-        try:
-            predict(path, read_image(path))
-        except DemoError as err:
-            failures.append(str(err))
-        except Exception as err:  # noqa: BLE001 - a host failing on one image must not stop the rest
-            failures.append(f'{path}: prediction failed ({type(err).__name__}: {err})')
-    return failures
 
 
 def parse_bboxes(values: Optional[List[str]]) -> Optional[np.ndarray]:
@@ -156,19 +111,6 @@ def classify(images, config, checkpoint, out_dir: Path, device: str, topk: int) 
     return for_each_image(images, predict)
 
 
-def result_to_sample(result: dict):
-    import torch
-    from mmpretrain.structures import DataSample
-    sample = DataSample().set_pred_score(torch.as_tensor(result['pred_scores']))
-    return sample.set_pred_label(int(result['pred_label']))
-
-
-def write(path: Path, rgb: np.ndarray) -> None:
-    import mmcv
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mmcv.imwrite(np.ascontiguousarray(rgb[..., ::-1]), str(path))
-
-
 def main(argv=None) -> int:
     parser = ArgumentParser(prog='hrformer-demo', description=__doc__.splitlines()[0])
     parser.add_argument('images', help='an image file or a folder of images')
@@ -207,7 +149,7 @@ def main(argv=None) -> int:
         else:
             failures = classify(images, args.config, args.checkpoint, out_dir, args.device,
                                 args.topk)
-    except (DemoError, HostToolError, CheckpointError) as err:
+    except (DemoError, HostError, CheckpointError) as err:
         print(f'hrformer-demo: error: {err}', file=sys.stderr)
         return 2
     for failure in failures:

@@ -18,9 +18,9 @@ See docs/deployment.md.
 import sys
 from typing import Dict
 
+from ..apis import HostError
 from ..checkpoint import CheckpointError
 from .args import ArgumentParser
-from .host_tool import HostToolError
 
 
 def summary(props: Dict) -> str:
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     try:
         props = export_onnx(args.config, args.checkpoint, args.out, args.shape, args.dynamic,
                             args.batch, args.opset, args.argmax)
-    except (ExportError, HostToolError, CheckpointError, OnnxRuntimeError) as err:
+    except (ExportError, HostError, CheckpointError, OnnxRuntimeError) as err:
         print(f'hrformer-export: error: {err}', file=sys.stderr)
         return 2
     print(summary(props))

@@ -13,26 +13,10 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from ..apis import HostError, host_of
 from ..checkpoint import CheckpointError, check_against_config
 
-HOSTS = ('mmseg', 'mmpose', 'mmpretrain')
 TOOLS = ('train', 'test')
-
-
-class HostToolError(RuntimeError):
-    """A config or host that the tool cannot hand over; the message says why."""
-
-
-def host_of(config: str) -> str:
-    """The host (``mmseg``, ``mmpose``, ``mmpretrain``) whose runner a config is for."""
-    from mmengine.config import Config
-    if not Path(config).is_file():
-        raise HostToolError(f'{config}: no such config file')
-    scope = Config.fromfile(config).get('default_scope')
-    if scope not in HOSTS:
-        raise HostToolError(f'{config}: default_scope {scope!r} names no host of this package '
-                            f'(one of {", ".join(HOSTS)})')
-    return scope
 
 
 def host_script(host: str, tool: str) -> Path:
@@ -41,12 +25,12 @@ def host_script(host: str, tool: str) -> Path:
     try:
         root = Path(importlib.import_module(host).__file__).resolve().parent
     except ModuleNotFoundError:
-        raise HostToolError(f'{host} is not installed; the config needs it') from None
+        raise HostError(f'{host} is not installed; the config needs it') from None
     for script in (root / '.mim' / 'tools' / f'{tool}.py', root.parent / 'tools' / f'{tool}.py'):
         if script.is_file():
             return script
-    raise HostToolError(f'{host} is installed without its tools/{tool}.py (looked in '
-                        f'{root / ".mim" / "tools"} and {root.parent / "tools"})')
+    raise HostError(f'{host} is installed without its tools/{tool}.py (looked in '
+                    f'{root / ".mim" / "tools"} and {root.parent / "tools"})')
 
 
 def run(tool: str, argv: Optional[List[str]] = None) -> None:
@@ -67,7 +51,7 @@ def run(tool: str, argv: Optional[List[str]] = None) -> None:
         if tool == 'test' and len(argv) > 1 and not argv[1].startswith('-'):
             # The hosts' test tools load non-strictly and would score a random head.
             check_against_config(argv[0], argv[1])
-    except (HostToolError, CheckpointError) as err:
+    except (HostError, CheckpointError) as err:
         print(f'{tool}.py: error: {err}', file=sys.stderr)
         sys.exit(2)
     sys.argv = [str(script), *argv]

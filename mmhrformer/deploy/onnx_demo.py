@@ -15,7 +15,7 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from ..cli.demo import DemoError, for_each_image, result_to_sample, write
+from ..apis import DemoError, for_each_image, result_to_sample, write
 from .graphs import TASKS, labels_of
 from .onnx_runtime import OnnxModel, OnnxRuntimeError
 

@@ -54,14 +54,14 @@ def load_host_model(config: str, checkpoint: str):
         tuple: ``(host, cfg, model, checkpoint_meta)``.
 
     Raises:
-        HostToolError: The config is missing or names no host of this package.
+        HostError: The config is missing or names no host of this package.
         CheckpointError: The checkpoint is missing, foreign or does not fit the model.
     """
     from mmengine.config import Config
     from mmengine.model import revert_sync_batchnorm
 
+    from ..apis import host_of
     from ..checkpoint import build_in_host, load_checked
-    from ..cli.host_tool import host_of
     if not Path(config).is_file():
         raise ExportError(f'{config}: no such config file')
     try:
@@ -190,7 +190,7 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
         dict: The file's metadata (decoded).
 
     Raises:
-        ExportError, HostToolError, CheckpointError: One line each; ``out`` is not written.
+        ExportError, HostError, CheckpointError: One line each; ``out`` is not written.
     """
     check_options(shape, batch, opset)
     out_path = Path(out)

@@ -25,7 +25,7 @@ up to float32 rounding):
 * weights derived from parameters (folded BNs, the stacked q / k / v, the gathered position bias)
   are kept between inference calls while the parameters are unchanged (``derived``).
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -367,10 +367,9 @@ class HRFormer(BaseModule):
         norm_eval (bool): Keep every BatchNorm in eval mode while training. Default: False.
         with_cp (bool): Gradient checkpointing per transformer block. Default: False.
         norm_cfg (dict): Norm of the conv layers. Default: ``dict(type='BN')``.
-        init_cfg (dict | list[dict], optional): MMEngine init config; use
-            ``dict(type='Pretrained', checkpoint=..., prefix=...)`` loads the weights of any
-            layout :mod:`mmhrformer.checkpoint` knows, and stops when they do not fill the
-            backbone.
+        init_cfg (dict | list[dict], optional): MMEngine init config;
+            ``dict(type='Pretrained', checkpoint=..., prefix=...)`` goes through
+            ``weights_adapter`` when one is set.
 
     Example:
         >>> model = HRFormer(arch='small').eval()
@@ -378,6 +377,14 @@ class HRFormer(BaseModule):
         >>> [tuple(o.shape) for o in outs]
         [(1, 32, 25, 33), (1, 64, 13, 17), (1, 128, 7, 9), (1, 256, 4, 5)]
     """
+
+    #: Checkpoint layouts are not the architecture's business: :mod:`mmhrformer.checkpoint`,
+    #: which sits above the models, sets this when the package is imported. It then maps other
+    #: layouts' names on every load (``adapt_state(backbone, state_dict, prefix)``), stops a load
+    #: that leaves the backbone incomplete, and reads ``init_cfg``'s ``Pretrained`` file
+    #: (``load_pretrained(backbone, checkpoint=..., prefix=...)``). ``None``: this package's own
+    #: names only, loaded as by any ``nn.Module``.
+    weights_adapter: ClassVar[Optional[Any]] = None
 
     def __init__(self,
                  arch: Union[str, dict] = 'small',
@@ -486,10 +493,10 @@ class HRFormer(BaseModule):
         return layers
 
     def init_weights(self) -> None:
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            # Imported here: mmhrformer.checkpoint reads ARCH_ZOO from this module.
-            from ...checkpoint.loading import load_pretrained
-            load_pretrained(self, **{k: v for k, v in self.init_cfg.items() if k != 'type'})
+        if (self.weights_adapter is not None and isinstance(self.init_cfg, dict)
+                and self.init_cfg.get('type') == 'Pretrained'):
+            self.weights_adapter.load_pretrained(
+                self, **{k: v for k, v in self.init_cfg.items() if k != 'type'})
             self._is_init = True
             return
         super().init_weights()
@@ -498,10 +505,8 @@ class HRFormer(BaseModule):
                 m.init_weights()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # Official and MMPose names become this package's, and weights that leave a parameter
-        # unset stop the load instead of training from random weights (checkpoint/loading.py).
-        from ...checkpoint.loading import adapt_backbone_state
-        adapt_backbone_state(self, state_dict, prefix)
+        if self.weights_adapter is not None:
+            self.weights_adapter.adapt_state(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _freeze_stages(self) -> None:
