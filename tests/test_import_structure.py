@@ -50,9 +50,10 @@ def imports_of(path: Path, package: Path = PACKAGE) -> List[Tuple[int, str]]:
             for alias in node.names:
                 sub = f'{target}.{alias.name}'
                 as_file = package.parent / Path(*sub.split('.'))
-                is_module = as_file.with_suffix('.py').is_file() or (as_file / '__init__.py').is_file()
+                is_module = (as_file.with_suffix('.py').is_file()
+                             or (as_file / '__init__.py').is_file())
                 found.append((node.lineno, sub if is_module else target))
-    return [(line, m) for line, m in found if m.split('.')[0] == package.name]
+    return sorted({(line, m) for line, m in found if m.split('.')[0] == package.name})
 
 
 def violations(package: Path = PACKAGE, rooms=ROOMS) -> List[str]:
@@ -128,7 +129,8 @@ def write(root: Path, files: Dict[str, str]) -> Path:
 @pytest.mark.parametrize('files, expected', [
     # Today's first circle before this was fixed: the backbone reached up into checkpoint from
     # inside a method.
-    ({'models/__init__.py': '', 'models/hrformer.py': 'def load():\n    from ..checkpoint import loading\n',
+    ({'models/__init__.py': '',
+      'models/hrformer.py': 'def load():\n    from ..checkpoint import loading\n',
       'checkpoint/__init__.py': '', 'checkpoint/loading.py': 'from ..models import hrformer\n'},
      'mmhrformer/models/hrformer.py:2: mmhrformer.models.hrformer (models) imports '
      'mmhrformer.checkpoint.loading (checkpoint), a room above it'),
@@ -137,7 +139,8 @@ def write(root: Path, files: Dict[str, str]) -> Path:
       'deploy/__init__.py': '', 'deploy/onnx_demo.py': 'from ..cli.demo import write\n'},
      'mmhrformer/deploy/onnx_demo.py:1: mmhrformer.deploy.onnx_demo (deploy) imports '
      'mmhrformer.cli.demo (cli), a room above it'),
-    ({'layers/__init__.py': '', 'layers/a.py': 'from . import b\n', 'layers/b.py': 'from .a import f\n'},
+    ({'layers/__init__.py': '', 'layers/a.py': 'from . import b\n',
+      'layers/b.py': 'from .a import f\n'},
      'circle inside a room: mmhrformer.layers.a -> mmhrformer.layers.b -> mmhrformer.layers.a'),
     ({'plugins/__init__.py': 'import mmhrformer.layers\n', 'layers/__init__.py': ''},
      "room 'plugins' is not in the order of rooms"),
@@ -151,6 +154,7 @@ def test_the_check_passes_imports_that_point_down(tmp_path):
     package = write(tmp_path, {
         '__init__.py': 'from .cli import demo\n', 'cli/__init__.py': '',
         'cli/demo.py': 'from ..apis import write\nfrom ..deploy import onnx_demo\n',
-        'deploy/__init__.py': '', 'deploy/onnx_demo.py': 'def f():\n    from ..apis import write\n',
+        'deploy/__init__.py': '',
+        'deploy/onnx_demo.py': 'def f():\n    from ..apis import write\n',
         'apis/__init__.py': 'from .demo_io import write\n', 'apis/demo_io.py': 'import numpy\n'})
     assert violations(package) == []
