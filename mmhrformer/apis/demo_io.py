@@ -48,7 +48,7 @@ def for_each_image(images: List[Path], predict: Callable[[Path, np.ndarray], Non
             predict(path, read_image(path))
         except DemoError as err:
             failures.append(str(err))
-        except Exception as err:  # noqa: BLE001 - a host failing on one image must not stop the rest
+        except Exception as err:  # noqa: BLE001 - one image failing must not stop the rest
             failures.append(f'{path}: prediction failed ({type(err).__name__}: {err})')
     return failures
 
