@@ -56,6 +56,36 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tests'))  # builders.py: the suite's host-side batches
 
+
+def hide_transformers():
+    """Makes ``transformers`` absent for this process, as MMPretrain 1.2 checks for it.
+
+    MMPretrain imports its multimodal models whenever ``importlib_metadata.distribution``
+    finds transformers >= 4.28 (``mmpretrain.utils.dependency.WITH_MULTIMODAL``), and those break
+    on releases it was not written for: on the H200 (transformers 5.17) ``mmpretrain.models``
+    failed with "TypeError: NoneType takes no arguments", so no MMPretrain model could be built.
+    Hiding only the import is not enough (the metadata still says installed, and the import then
+    fails inside MMPretrain). With the distribution not found MMPretrain registers placeholders
+    instead, as on a machine without transformers; MMDet's optional imports of it fall back too.
+    No checked model uses transformers. Must run before anything imports MMPretrain (mmhrformer
+    does, to register its modules there).
+    """
+    try:
+        import importlib_metadata  # the backport MMPretrain reads (it travels in .whl/)
+    except ImportError:  # no MMPretrain either: nothing to hide from
+        return
+    found = importlib_metadata.distribution
+
+    def distribution(name):
+        if name.replace('_', '-').lower() == 'transformers':
+            raise importlib_metadata.PackageNotFoundError(name)
+        return found(name)
+    importlib_metadata.distribution = distribution
+    sys.modules['transformers'] = None  # `import transformers` raises ImportError from now on
+
+
+hide_transformers()
+
 from backbone_speed import (build_pair, count_flops, elapsed, in_eval,  # noqa: E402
                             interleaved, max_abs_diff, mmpose_hrnet_w32, shape_of, timed_row,
                             train_step_fn, trained_like)
@@ -80,9 +110,21 @@ W48_CONFIG = 'configs/ocrnet/ocrnet_hr48_4xb2-80k_cityscapes-512x1024.py'  # in 
 # on whole 1024x2048 images) and the MMSeg HRFormer draft (PR #1382).
 PUBLISHED = {'W48': (8.0, 4.22), 'S': (11.54, 2.24), 'B': (23.80, 1.15)}
 ARCH_LETTER = {'tiny': 'T', 'small': 'S', 'base': 'B'}
-# Relative L2 error allowed between the device and the CPU in fp32 with TF32 off (METHOD: float32
-# lands far under 1e-3), and for autocast against fp32 (bf16 operands: 1e-3 to 1e-2).
+# Relative L2 error allowed between the device and the CPU in fp32 with TF32 off for outputs and
+# BN running statistics (the H200 run: 1e-6), and for autocast against fp32 (bf16 operands: 1e-3
+# to 1e-2). Not for parameter gradients: see GRAD_FACTOR.
 FP32_TOL, AMP_TOL = 1e-3, 5e-2
+# Parameter gradients are compared with a float64 run on the CPU, the device's error against the
+# CPU float32 error. The gradient of a deep stack of training-mode BNs is ill-conditioned: on the
+# H200 CUDA and CPU float32 gradients were 2e-3 to 6e-3 apart (against a 1e-3 tolerance), and on
+# the CPU alone float32 is 5e-3 to 7e-3 from float64 for HRFormer-S and -B and MMPose's TopDown
+# (MMPose's own HRFormer: 3.4e-3), growing with backward depth from 2e-6 at the head to 6e-3 at
+# the stem, in every parameter kind alike (benchmarks/grad_precision.py, docs/gpu.md). So the
+# device passes when its error is within GRAD_FACTOR of the CPU's, overall and for each kind of
+# parameter (module class, parameter name: a wrong CUDA kernel shows in its own kind even when
+# that kind carries 0.0 % of the gradient norm, as the relative position bias tables do). Errors
+# under GRAD_FLOOR pass whatever the CPU's (float32 rounding itself is 6e-8).
+GRAD_FACTOR, GRAD_FLOOR = 10.0, 1e-6
 
 
 class Table:
@@ -253,53 +295,126 @@ def section_env(args, table, ctx):
 
 # ---- correct -------------------------------------------------------------------------------
 
-def device_vs_cpu(model, run, device):
-    """(outputs, parameter gradients, running statistics) of ``run(model, device)`` for the
-    model on the CPU and a copy of it on ``device``: a list of three (cpu, device) pairs."""
-    pairs = []
-    twin = copy.deepcopy(model).to(device)  # before the CPU run changes the running statistics
-    for m, where in ((model, 'cpu'), (twin, device)):
+def device_vs_cpu(model, run, device) -> dict:
+    """``run(model, where, dtype)`` for the model on the CPU (float32), a copy on ``device``
+    (float32) and a float64 copy on the CPU (the gradients' reference): {'cpu' | 'device' |
+    'fp64': (outputs, {parameter name: gradient}, running statistics)}."""
+    # the copies before the CPU run changes the running statistics
+    copies = (('cpu', model, 'cpu', torch.float32),
+              ('device', copy.deepcopy(model).to(device), device, torch.float32),
+              ('fp64', copy.deepcopy(model).double(), 'cpu', torch.float64))
+    results = {}
+    for key, m, where, dtype in copies:
         m.zero_grad(set_to_none=True)
-        outs = run(m, where)
-        pairs.append((outs, grads_of(m), running_stats(m)))
-    (o1, g1, s1), (o2, g2, s2) = pairs
-    return [(o2, o1), (g2, g1), (s2, s1)]
+        outs = run(m, where, dtype)
+        results[key] = (outs, named_grads(m), running_stats(m))
+    return results
 
 
-def add_comparison(table, what, setting, pairs, device):
-    """A correctness row from :func:`device_vs_cpu`'s pairs: relative L2 errors, pass or FAIL."""
-    names = ('outputs', 'parameter gradients', 'BN running statistics')
-    errs = [rel_err(got, want) for got, want in pairs]
-    worst = max(errs)
-    cells = ', '.join(f'{n} {e:.1e}' for n, e in zip(names, errs) if pairs[names.index(n)][1])
-    table.add('correct', what, setting, 'same model on the CPU', '', f'rel. L2 error: {cells}',
-              '', verdict(worst, FP32_TOL),
-              note=f'{device} vs cpu, fp32, TF32 off; tolerance {FP32_TOL:g}'
+def named_grads(model) -> dict:
+    """{parameter name: gradient} of the parameters the last backward pass reached."""
+    return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+
+def param_kinds(model) -> dict:
+    """{parameter name: 'ModuleClass.parameter'}: the groups of :func:`grad_verdict`."""
+    return {f'{prefix}.{n}'.lstrip('.'): f'{type(m).__name__}.{n}'
+            for prefix, m in model.named_modules() for n, _ in m.named_parameters(recurse=False)}
+
+
+def grad_verdict(dev: dict, cpu: dict, ref: dict, kinds: dict):
+    """(verdict, device error, CPU error, worst kind's text) of the device's and the CPU's
+    float32 gradients against the float64 ``ref`` ({name: tensor} each): 'pass' when the
+    device's relative L2 error is within :data:`GRAD_FACTOR` of the CPU's (or under
+    :data:`GRAD_FLOOR`), for all gradients together and for each kind of parameter."""
+    groups = {'all': list(ref)}  # first: d_all below
+    for name in ref:
+        groups.setdefault(kinds.get(name, 'other'), []).append(name)
+    def dist(got, names):  # L2 distance to the reference, float64 sums
+        return math.sqrt(sum(float((got[n].detach().double().cpu() - ref[n].double().cpu())
+                                   .pow(2).sum()) for n in names))
+
+    rows = []  # (good, rank for naming it, text, device error, CPU error)
+    for group, names in groups.items():
+        norm = dist({n: torch.zeros_like(ref[n]) for n in names}, names)
+        d_dev, d_cpu = dist(dev, names), dist(cpu, names)
+        e_dev, e_cpu = d_dev / max(norm, 1e-300), d_cpu / max(norm, 1e-300)
+        factor = e_dev / e_cpu if e_cpu > 0 else (math.inf if e_dev > 0 else 1.0)
+        if group == 'all':
+            d_all = d_cpu
+        if e_cpu >= 1:
+            # A gradient that is zero up to rounding (a conv bias right before a training BN: the
+            # CPU's float32 is 5e8 times the float64 value): its rounding noise only has to stay
+            # small beside the whole model's.
+            good = d_dev <= GRAD_FACTOR * d_all
+            shown = f'{group} (zero up to rounding): abs. {d_dev:.1e} vs CPU {d_cpu:.1e}'
+            rank = factor if not good else 0.0  # named only when it fails
+        else:
+            good = math.isfinite(e_dev) and (e_dev <= GRAD_FLOOR or factor <= GRAD_FACTOR)
+            shown, rank = f'{group}: {e_dev:.1e} vs CPU {e_cpu:.1e}', factor
+        rows.append((good, rank, f'{shown} ({factor:.1f}x)', e_dev, e_cpu))
+    # the kind to name in the row: a failing one first, then the largest ratio
+    worst = max(rows[1:], key=lambda r: (not r[0], r[1]), default=None)
+    text = '' if worst is None else f'; worst kind {worst[2]}'
+    return ('pass' if all(r[0] for r in rows) else 'FAIL'), rows[0][3], rows[0][4], text
+
+
+def add_comparison(table, what, setting, results, kinds, device):
+    """A correctness row from :func:`device_vs_cpu`'s results: outputs and running statistics
+    against the CPU (:data:`FP32_TOL`), parameter gradients against float64 (:func:`grad_verdict`)."""
+    (o_cpu, g_cpu, s_cpu), (o_dev, g_dev, s_dev), (_, g_ref, _) = (
+        results[k] for k in ('cpu', 'device', 'fp64'))
+    e_out, e_stats = rel_err(o_dev, o_cpu), rel_err(s_dev, s_cpu)
+    grad_check, e_dev, e_cpu, worst = grad_verdict(g_dev, g_cpu, g_ref, kinds)
+    cells = f'outputs {e_out:.1e}' + (f', BN running statistics {e_stats:.1e}' if s_cpu else '')
+    check = ('pass' if verdict(max(e_out, e_stats), FP32_TOL) == 'pass' and grad_check == 'pass'
+             else 'FAIL')
+    table.add('correct', what, setting, 'same model on the CPU; gradients: float64 on the CPU',
+              '', f'rel. L2 error: {cells}; parameter gradients vs fp64: {device} {e_dev:.1e}, '
+              f'cpu fp32 {e_cpu:.1e}', '', check,
+              note=f'{device} vs cpu, fp32, TF32 off; tolerance {FP32_TOL:g} (outputs, '
+              f'statistics), gradients within {GRAD_FACTOR:g}x the CPU fp32 error (or under '
+              f'{GRAD_FLOOR:g}) overall and per parameter kind{worst}'
               + (' (device = cpu: the plumbing only)' if device == 'cpu' else ''))
 
 
 def backbone_run(x):
     """A run for :func:`device_vs_cpu`: eval forward, then a training forward and backward."""
-    def run(model, where):
-        inp = x.to(where)
+    def run(model, where, dtype):
+        inp = x.to(where, dtype)
         model.eval()
         with torch.no_grad():
             eval_out = [o.float() for o in model(inp)]
         model.train()
         out = model(inp)
         sum(o.pow(2).mean() for o in out).backward()
-        return eval_out + [o.detach() for o in out]
+        return eval_out + [o.detach().float() for o in out]
     return run
+
+
+def samples_to(samples, where, dtype):
+    """Copies of the data samples on ``where``, their floating-point targets (heatmaps, keypoint
+    weights) in ``dtype`` and the rest (labels) as they are."""
+    out = []
+    for s in samples:
+        s = s.clone().to(where)
+        for field in s.all_values():
+            for key in list(field.keys()) if hasattr(field, 'keys') else []:
+                value = field.get(key)
+                if torch.is_tensor(value) and value.is_floating_point():
+                    field.set_field(value.to(dtype), key)
+        out.append(s)
+    return out
 
 
 def host_run(inputs, samples):
     """One training forward and backward through the host's own ``loss`` and ``parse_losses``."""
-    def run(model, where):
+    def run(model, where, dtype):
         model.train()
-        losses = model.loss(inputs.to(where), [s.clone().to(where) for s in samples])
+        losses = model.loss(inputs.to(where, dtype), samples_to(samples, where, dtype))
         loss, log_vars = model.parse_losses(losses)
         loss.backward()
-        return [v.detach().reshape(1) for k, v in log_vars.items() if 'loss' in k]
+        return [v.detach().float().reshape(1) for k, v in log_vars.items() if 'loss' in k]
     return run
 
 
@@ -313,7 +428,8 @@ def section_correct(args, table, ctx):
             x = torch.randn(args.correct_batch, 3, *args.pose_hw)
             add_comparison(table, f'HRFormer-{ARCH_LETTER[arch]} backbone: eval forward; train '
                            'forward + backward', shape_of(x),
-                           device_vs_cpu(model, backbone_run(x), device), device)
+                           device_vs_cpu(model, backbone_run(x), device), param_kinds(model),
+                           device)
         seg_hw = args.seg_correct_hw
         hosts = (
             ('mmseg', 'MMSeg OCRNet (HRFormer-S config)', SEG_CONFIGS['S'],
@@ -328,7 +444,8 @@ def section_correct(args, table, ctx):
             cfg.pop('data_preprocessor', None)  # the batches are model inputs already
             model = trained_like_host(build(host, cfg))
             add_comparison(table, f'{name}: loss + backward', shape_of(inputs),
-                           device_vs_cpu(model, host_run(inputs, samples), device), device)
+                           device_vs_cpu(model, host_run(inputs, samples), device),
+                           param_kinds(model), device)
     ffn_chain_rows(args, table)
     sdpa_rows(args, table)
 
