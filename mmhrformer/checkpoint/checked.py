@@ -5,15 +5,19 @@ task or data set leaves heads at random with a warning in the log, and the comma
 draw nonsense or fail deep inside. Every command of this package (demo, export, the host
 launchers) loads through :func:`load_checked` instead, or checks first with
 :func:`check_against_config`: the file is read with one-line errors, mapped from any known layout
-(:mod:`.loading`), and must set every weight of the model with the right shapes.
+(:mod:`.loading`), and must set every weight of the model with the right shapes; then the
+model's settings must be those the weights were trained with (:mod:`.settings`), or the line
+names the shipped config to use.
 """
 import re
-from typing import List
+from typing import List, Optional
 
 import torch
 
 from .layouts import CheckpointError, name_keys
+from .loading import settings_checked_by_caller
 from .reading import read_checkpoint, state_dict_of
+from .settings import needs_of_checkpoint, settings_problem
 
 # Which model a checkpoint's keys belong to, by the names of its heads: the hosts' and the
 # official forks' (openseg's OCR head, mmpose 0.x's keypoint head, the official classifier).
@@ -38,9 +42,16 @@ def _meaningful(keys: List[str]) -> List[str]:
     return [k for k in keys if not k.endswith('num_batches_tracked')]
 
 
-def load_checked(model: torch.nn.Module, path: str) -> dict:
+def load_checked(model: torch.nn.Module, path: str, config: Optional[str] = None) -> dict:
     """Loads the checkpoint at ``path`` into ``model`` (a host's segmentor, pose estimator or
-    classifier), every weight set, any known HRFormer layout mapped.
+    classifier), every weight set, any known HRFormer layout mapped, the settings that change
+    outputs (``with_rpe``, ``upsample_mode``, channel order) those the weights need.
+
+    Args:
+        model (nn.Module): The model the config builds.
+        path (str): The checkpoint.
+        config (str, optional): The config's file: a refusal then names the shipped config
+            that fits the weights.
 
     Returns:
         dict: The checkpoint's ``meta`` (``dataset_meta`` among it, when training or the
@@ -48,7 +59,8 @@ def load_checked(model: torch.nn.Module, path: str) -> dict:
 
     Raises:
         CheckpointError: one line naming ``path`` and what it holds against what the model
-            needs: not a checkpoint, truncated, another task, another arch or number of classes.
+            needs: not a checkpoint, truncated, another task, another arch or number of classes,
+            other settings than the weights were trained with.
     """
     checkpoint = read_checkpoint(str(path), unsafe_hint='if you trust it, load it with '
                                  'torch.load(weights_only=False) and save its state dict')
@@ -56,8 +68,10 @@ def load_checked(model: torch.nn.Module, path: str) -> dict:
     found, needed = task_of(state), task_of(model.state_dict())
     if found != needed and not found.startswith('backbone'):
         raise CheckpointError(f'{path}: a {found} checkpoint, the config builds a {needed}')
+    needs = needs_of_checkpoint(checkpoint, state)  # before the load maps the names in place
     try:
-        result = model.load_state_dict(state, strict=False)
+        with settings_checked_by_caller():
+            result = model.load_state_dict(state, strict=False)
     except CheckpointError as err:
         raise CheckpointError(f'{path}: {err}') from None
     except RuntimeError as err:  # torch raises on shapes even when not strict
@@ -73,13 +87,17 @@ def load_checked(model: torch.nn.Module, path: str) -> dict:
         problems = [f'{len(keys)} keys {kind}: {name_keys(keys, 3)}' for kind, keys in (
             ('missing', missing), ('unexpected', unexpected)) if keys]
         raise CheckpointError(f'{path}: {what}; ' + '; '.join(problems))
+    problem = settings_problem(needs, model, config)
+    if problem:
+        raise CheckpointError(f'{path}: {problem}')
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     return meta if isinstance(meta, dict) else {}
 
 
-def check_against_config(config, path: str) -> dict:
-    """Builds the model of ``config`` (a path or an MMEngine ``Config``) in its host and loads
-    ``path`` into it with :func:`load_checked`; returns the checkpoint's meta.
+def check_against_config(config, path: str, cfg_options: Optional[dict] = None) -> dict:
+    """Builds the model of ``config`` (a path or an MMEngine ``Config``; ``cfg_options`` merged
+    in, as the hosts' tools do) in its host and loads ``path`` into it with :func:`load_checked`;
+    returns the checkpoint's meta.
 
     Raises:
         CheckpointError: as :func:`load_checked`.
@@ -88,4 +106,6 @@ def check_against_config(config, path: str) -> dict:
 
     from .convert import build_in_host
     cfg = config if isinstance(config, Config) else Config.fromfile(str(config))
-    return load_checked(build_in_host(cfg.default_scope, cfg.model), path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return load_checked(build_in_host(cfg.default_scope, cfg.model), path, cfg.filename)

@@ -125,6 +125,8 @@ def convert(checkpoint, full_classifier: bool = False, window_size: Optional[int
                 source_keys=source_keys, output_keys=len(state),
                 dropped={reason: len(keys) for reason, keys in dropped.items()},
                 notes=list(heads.notes), converter=CONVERTER)
+    if layout.preprocessing:
+        meta['data_preprocessor'] = dict(layout.preprocessing)
     dataset = dataset_meta(heads.target, heads.state)
     if dataset is not None:
         meta['dataset_meta'] = dataset

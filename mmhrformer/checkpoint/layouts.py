@@ -67,18 +67,10 @@ OPENSEG_CONVS = {
 OPENSEG_CLASSIFIERS = {'cls_head': 'decode_head.1.conv_seg', 'aux_head.2': 'decode_head.0.conv_seg'}
 BN_KEYS = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
 
-# What a config needs beyond the backbone settings to reproduce the source model's outputs.
-SEG_NOTES = (
-    'both decode heads need align_corners=True (openseg resized with it, in resize_concat and '
-    'in the final upsampling)',
-    'openseg fed BGR images normalised with RGB-ordered mean/std: for its exact logits set '
-    'data_preprocessor bgr_to_rgb=False with mean=[123.675, 116.28, 103.53], '
-    'std=[58.395, 57.12, 57.375]',
-)
-POSE_NOTES = ('the official pose code never added the relative position bias (HRFormer issue '
-              '#32): build the backbone with with_rpe=False, upsample_mode=\'bilinear\', '
-              'out_indices=(0, )', )
-
+# What a config needs beyond the settings a layout states (Layout.settings, .preprocessing) to
+# reproduce the source model's outputs.
+SEG_NOTES = ('both decode heads need align_corners=True (openseg resized with it, in '
+             'resize_concat and in the final upsampling)', )
 # Targets: what the converted state dict is for.
 TARGET_BACKBONE = 'HRFormer backbone'
 TARGET_CLASSIFIER = 'mmpretrain ImageClassifier (HRFormer, HRFormerClsNeck, LinearClsHead)'
@@ -265,7 +257,7 @@ def official_seg_heads(sd: StateDict, full_classifier: bool) -> Heads:
     return heads
 
 
-def pose_heads(sd: StateDict, full_classifier: bool, notes: Tuple[str, ...] = ()) -> Heads:
+def pose_heads(sd: StateDict, full_classifier: bool) -> Heads:
     """A 1x1 heatmap head (mmpose 0.x ``keypoint_head.`` or 1.x ``head.``) -> ``HeatmapHead``;
     without one, a bare MMPose backbone."""
     if not any(k.startswith(('head.', 'keypoint_head.')) for k in sd):
@@ -276,29 +268,33 @@ def pose_heads(sd: StateDict, full_classifier: bool, notes: Tuple[str, ...] = ()
                               'keypoint_head.final_layer.* or head.final_layer.*)')
     used = [f'{prefix}{k}' for k in ('weight', 'bias') if f'{prefix}{k}' in sd]
     state = {k.replace(prefix, 'head.final_layer.', 1): sd[k] for k in used}
-    return Heads(TARGET_POSE, state, used, notes=notes, settings=dict(out_indices=(0, )))
+    return Heads(TARGET_POSE, state, used, settings=dict(out_indices=(0, )))
 
 
 def official_pose_heads(sd: StateDict, full_classifier: bool) -> Heads:
-    return pose_heads(sd, full_classifier, POSE_NOTES)
+    return pose_heads(sd, full_classifier)
 
 
 # ---- the table ----
 
 @dataclass(frozen=True)
 class Layout:
-    """A checkpoint layout: how its backbone names map to ours, how its heads convert, and the
-    backbone settings its weights were trained with."""
+    """A checkpoint layout: how its backbone names map to ours, how its heads convert, the
+    backbone settings its weights were trained with (those that change outputs, not shapes,
+    are checked against the model: :mod:`.settings`) and the data preprocessing they saw."""
     backbone: Callable[[StateDict], StateDict]
     heads: Callable[[StateDict, bool], Heads]
     settings: dict
+    preprocessing: dict = field(default_factory=dict)
 
 
 LAYOUTS = {
     'official-cls': Layout(convert_official_backbone, official_cls_heads,
                            dict(with_rpe=True, upsample_mode='nearest')),
+    # openseg fed BGR images normalised with RGB-ordered mean / std.
     'official-seg': Layout(convert_official_backbone, official_seg_heads,
-                           dict(with_rpe=True, upsample_mode='nearest')),
+                           dict(with_rpe=True, upsample_mode='nearest'), dict(bgr_to_rgb=False)),
+    # The official pose code never added the relative position bias (HRFormer issue #32).
     'official-pose': Layout(convert_official_backbone, official_pose_heads,
                             dict(with_rpe=False, upsample_mode='bilinear')),
     'mmpose': Layout(mmpose_to_ours, pose_heads, dict(with_rpe=True, upsample_mode='bilinear')),

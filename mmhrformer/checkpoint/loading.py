@@ -18,6 +18,8 @@ table of :mod:`.layouts` that the converter uses (the weights equal the converte
 Both are plugged in from here (:func:`install`, called by ``import mmhrformer``): the model files
 know nothing of layouts, and this package sits above them.
 """
+import contextlib
+import contextvars
 import functools
 import re
 from typing import List, Optional
@@ -29,10 +31,12 @@ from torch.nn.modules.module import register_module_module_registration_hook
 from ..models.backbones.hrformer import ARCH_ZOO, HRFormer
 from ..models.necks.hrformer_cls_neck import HRFormerClsNeck
 from .convert import backbone_arch
-from .layouts import (BACKBONE_NAMES, INDEX, OFFICIAL_CLS_HEAD_PREFIXES, TABLE, CheckpointError,
-                      StateDict, detect_layout, find_backbones, name_keys, official_cls_head,
-                      official_seg_heads, strip)
+from .layouts import (BACKBONE_NAMES, INDEX, LAYOUTS, OFFICIAL_CLS_HEAD_PREFIXES, TABLE,
+                      CheckpointError, StateDict, detect_layout, find_backbones, name_keys,
+                      official_cls_head, official_seg_heads, strip)
 from .reading import read_checkpoint, state_dict_of
+from .settings import (SOURCES, Needs, backbone_settings, model_settings, needs_of_layout,
+                       settings_warning)
 
 CONVERT_HINT = 'convert it first: hrformer2mmseg SRC DST'
 # Whole checkpoints handed over as a state dict: the official cls code's {'model': ...}, and
@@ -102,10 +106,12 @@ def _map_backbone(state_dict: dict, scope: str, target: str, backbone: HRFormer,
     with_rpe = any(k.endswith(TABLE) for k in expected)
     unused = [k for k in mapped if k not in expected and (
         (k.endswith(TABLE) and not with_rpe) or UNUSED_FUSION.match(k))]
+    tables_given = any(k.endswith(TABLE) for k in mapped)
     mapped = {k: v for k, v in mapped.items() if k not in unused}
     head_state: StateDict = {}
     head_used: List[str] = []
     notes: tuple = ()
+    _warn_about_settings(layout, tables_given, backbone, parent)
     if parent is not None and layout == 'official-seg':
         try:
             heads = official_seg_heads(sub, False)
@@ -130,9 +136,44 @@ def _map_backbone(state_dict: dict, scope: str, target: str, backbone: HRFormer,
         where = f' at {target!r}' if target else ''
         _logger().info(f'HRFormer{where}: {layout} weights mapped to this package\'s names '
                        f'({len(mapped)} backbone keys{what}){dropped}')
-    for note in notes:  # what the config needs for the source's exact outputs
-        _logger().warning(f'HRFormer: {note}')
+    heads = getattr(parent, 'decode_head', None)
+    heads = heads if isinstance(heads, torch.nn.ModuleList) else [heads]
+    if notes and not all(getattr(h, 'align_corners', True) for h in heads):
+        for note in notes:  # what the config needs for the source's exact outputs
+            _logger().warning(f'HRFormer: {note}')
     return layout
+
+
+# Set while a command's checked load runs: it refuses other settings itself (checked.py).
+_CALLER_CHECKS_SETTINGS = contextvars.ContextVar('caller_checks_settings', default=False)
+
+
+@contextlib.contextmanager
+def settings_checked_by_caller():
+    """Leaves the settings warning to the caller, which refuses instead."""
+    token = _CALLER_CHECKS_SETTINGS.set(True)
+    try:
+        yield
+    finally:
+        _CALLER_CHECKS_SETTINGS.reset(token)
+
+
+def _warn_about_settings(layout: str, tables_given: bool, backbone: HRFormer,
+                         parent: Optional[torch.nn.Module]) -> None:
+    """One warning where the model's settings differ from those its weights were trained with
+    (:mod:`.settings`): a host's tool may be fine-tuning on purpose, so the load goes on."""
+    if _CALLER_CHECKS_SETTINGS.get():
+        return
+    if layout in LAYOUTS:
+        needs = needs_of_layout(layout)
+    elif tables_given:  # this package's names: the tables say the weights had the bias
+        needs = Needs(SOURCES['mmhrformer'], 'mmhrformer', dict(with_rpe=True))
+    else:
+        return
+    configured = model_settings(parent) if parent is not None else backbone_settings(backbone)
+    warning = settings_warning(needs, configured)
+    if warning:
+        _logger().warning(f'HRFormer: {warning}')
 
 
 def arch_name(settings: dict) -> str:
@@ -158,7 +199,9 @@ def adapt_backbone_state(backbone: HRFormer, state_dict: dict, prefix: str) -> N
         CheckpointError: one line naming the layout found (or that there is no HRFormer), the
             arch the shapes say against the configured one, and a few missing keys.
     """
+    mapped_from = backbone.__dict__.pop('_mapped_from', None)  # by the host model's pre-hook
     layout = _map_backbone(state_dict, prefix, prefix, backbone)
+    layout = mapped_from or layout
     expected = backbone.state_dict()
     given = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
     missing = [k for k in expected if k not in given and not k.endswith('num_batches_tracked')]
@@ -194,7 +237,10 @@ def adapt_whole_checkpoint(parent: torch.nn.Module, state_dict: dict, prefix: st
     (backbone and heads) in place before the module and its children take their keys."""
     child = parent._modules.get(name)
     if isinstance(child, HRFormer):
-        _map_backbone(state_dict, prefix, f'{prefix}{name}.', child, parent)
+        layout = _map_backbone(state_dict, prefix, f'{prefix}{name}.', child, parent)
+        if layout is not None and layout != 'mmhrformer':
+            # The backbone then sees its own names; its errors name the file's layout.
+            child.__dict__['_mapped_from'] = layout
 
 
 def _watch_registration(parent: torch.nn.Module, name: str, child) -> None:

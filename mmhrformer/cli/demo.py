@@ -127,6 +127,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         images = list_images(args.images)
+        out_dir = Path(args.out_dir)
+        existing = next(p for p in (out_dir, *out_dir.parents) if p.exists())
+        if not existing.is_dir():
+            raise DemoError(f'--out-dir {out_dir}: {existing} is a file, not a folder')
         if not Path(args.checkpoint).is_file():
             raise DemoError(f'{args.checkpoint}: no such checkpoint file')
         host = host_of(args.config)
@@ -136,7 +140,6 @@ def main(argv=None) -> int:
         # Before any inferencer: they load non-strictly and would draw a random head.
         exported = args.checkpoint.endswith('.onnx')  # onnxruntime, no PyTorch model built
         meta = {} if exported else check_against_config(args.config, args.checkpoint)
-        out_dir = Path(args.out_dir)
         if exported:
             from ..deploy.onnx_demo import run_exported
             failures = run_exported(host, images, args.config, args.checkpoint, out_dir, bboxes,

@@ -7,6 +7,7 @@ host's script and runs it in this process, as if it had been called directly, wi
 arguments. ``test`` first checks the checkpoint against the config's model (one line and exit
 status 2 for a file of another task, arch or data set).
 """
+import argparse
 import importlib
 import runpy
 import sys
@@ -33,6 +34,17 @@ def host_script(host: str, tool: str) -> Path:
                     f'{root / ".mim" / "tools"} and {root.parent / "tools"})')
 
 
+def cfg_options(argv: List[str]) -> Optional[dict]:
+    """The ``--cfg-options`` among a host tool's arguments, parsed as the hosts parse them."""
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    try:
+        return parser.parse_known_args(argv)[0].cfg_options
+    except (SystemExit, ValueError):  # malformed: the host's own parser says so
+        return None
+
+
 def run(tool: str, argv: Optional[List[str]] = None) -> None:
     """Runs the host's ``tools/<tool>.py`` with ``argv`` (default: this process's arguments)."""
     assert tool in TOOLS, tool
@@ -49,8 +61,9 @@ def run(tool: str, argv: Optional[List[str]] = None) -> None:
     try:
         script = host_script(host_of(argv[0]), tool)
         if tool == 'test' and len(argv) > 1 and not argv[1].startswith('-'):
-            # The hosts' test tools load non-strictly and would score a random head.
-            check_against_config(argv[0], argv[1])
+            # The hosts' test tools load non-strictly and would score a random head, or the
+            # right weights with settings they were not trained with.
+            check_against_config(argv[0], argv[1], cfg_options(argv[2:]))
     except (HostError, CheckpointError) as err:
         print(f'{tool}.py: error: {err}', file=sys.stderr)
         sys.exit(2)

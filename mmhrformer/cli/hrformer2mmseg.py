@@ -89,6 +89,9 @@ def main(argv=None) -> int:
     print(f'params: {params / 1e6:.3f}M')
     settings = meta['model_settings'].items()
     print('backbone settings: ' + ', '.join(f'{k}={v!r}' for k, v in settings))
+    if meta.get('data_preprocessor'):
+        print('data preprocessor: ' + ', '.join(f'{k}={v!r}'
+                                                for k, v in meta['data_preprocessor'].items()))
     for note in meta['notes']:
         print(f'note: {note}')
     print(f'saved {args.dst}')
