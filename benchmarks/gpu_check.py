@@ -27,8 +27,9 @@ order they run (most valuable first; each can be left out with ``--skip``):
 
 Timings alternate the compared models (warm-up first, medians, CUDA events). Every row is
 written to ``--out`` (gpu_check.md, gpu_check.json) as soon as it exists, so that a run cut off
-by its time limit still returns what it measured; sections that would not fit in ``--budget-s``
-are left out, and said so. Exit status: 0 when every check passed, 1 when one failed or a section
+by its time limit still returns what it measured; before each row (or rows measured together)
+the check estimates from its section's rows so far whether it fits in what is left of
+``--budget-s``, and when it does not, leaves the rest of the section out, and says so. Exit status: 0 when every check passed, 1 when one failed or a section
 broke, 2 for bad arguments.
 
 Usage:
@@ -41,6 +42,7 @@ import copy
 import json
 import math
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -88,7 +90,7 @@ hide_transformers()
 
 from backbone_speed import (build_pair, count_flops, elapsed, in_eval,  # noqa: E402
                             interleaved, max_abs_diff, mmpose_hrnet_w32, shape_of, timed_row,
-                            train_step_fn, trained_like)
+                            trained_like)
 
 import builders  # noqa: E402
 from mmhrformer import HRFormer  # noqa: E402
@@ -132,6 +134,7 @@ class Table:
 
     def __init__(self, out: Path, meta: dict):
         self.out, self.meta, self.rows = out, meta, []
+        self.last = time.perf_counter()  # the previous row's time (or its section's start)
         out.mkdir(parents=True, exist_ok=True)
 
     def add(self, section, what, setting='', reference='', ref_value='', value='', ratio='',
@@ -139,9 +142,19 @@ class Table:
         """Appends a row (the columns of :data:`COLUMNS`), prints it and rewrites the files."""
         self.rows.append(dict(zip(COLUMNS, (section, what, setting, reference, ref_value, value,
                                             ratio, check, published, note))))
+        now = time.perf_counter()
+        # seconds since the previous row (the first of a section: with its setup), in the JSON
+        # only: the next run's estimates, and what Budget reads
+        self.rows[-1]['s'] = round(now - self.last, 1)
+        self.last = now
         print(f'[{section}] {what} {setting}: {value} {ratio} {check} {note}'.rstrip(),
               flush=True)
         self.write()
+
+    def longest(self, section) -> float:
+        """The most seconds one row of ``section`` took so far (0 before its first)."""
+        return max((r['s'] for r in self.rows if r['section'] == section and r['check'] != 'skipped'),
+                   default=0.0)
 
     def failed(self) -> list:
         """The rows whose check failed or whose section broke."""
@@ -165,6 +178,64 @@ class Table:
 
 
 START = time.perf_counter()
+
+
+class OutOfBudget(Exception):
+    """The rest of a section does not fit in ``--budget-s`` (raised by :meth:`Budget.need`, or
+    by the alarm at the budget's end)."""
+
+
+class Budget:
+    """What is left of ``--budget-s``, checked before each row (or group of rows measured
+    together), not only between sections.
+
+    The next row of a section is expected to take as long as its longest row so far (the first:
+    :data:`FIRST_ROW_S`); when that is more than what is left, the section ends with a 'skipped'
+    row and the next section gets its chance. As a backstop an alarm cuts off a row still
+    running :data:`GRACE_S` after the budget's end. The dry run (``--quick``) has no budget.
+    """
+
+    def __init__(self, seconds: float, enabled: bool):
+        self.end = START + seconds if enabled else math.inf
+        self.armed = False  # the alarm raises only while a section runs (main's try blocks)
+
+    def left(self) -> float:
+        return self.end - time.perf_counter()
+
+    def need(self, table, section, what):
+        """Raises :class:`OutOfBudget` unless the next row of ``section`` fits."""
+        need = table.longest(section) or FIRST_ROW_S[section]
+        if self.left() < need:
+            raise OutOfBudget(f'{what}: {max(self.left(), 0):.0f} s of the budget left, about '
+                              f'{need:.0f} s needed')
+
+    @contextlib.contextmanager
+    def alarm(self):
+        """SIGALRM at the budget's end plus GRACE_S raises OutOfBudget in the main thread."""
+        if math.isinf(self.end) or not hasattr(signal, 'setitimer'):
+            yield
+            return
+
+        def cut_off(signum, frame):
+            if self.armed:  # elsewhere the next need() stops the section
+                self.armed = False
+                raise OutOfBudget(f'cut off mid-row, {GRACE_S} s after the end of the budget')
+        previous = signal.signal(signal.SIGALRM, cut_off)
+        signal.setitimer(signal.ITIMER_REAL, max(self.left() + GRACE_S, 0.1))
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+# Seconds the first row (or group of rows measured together) of each section is expected to take
+# on the H200, its setup included (2026-12-04: env 0.9 s for 4 rows; correct 28.8 s for 4 model
+# comparisons, now with a float64 run each; amp 44.6 s for 3 Runner runs; backbone: over 260 s
+# for 21 rows, about 15 s per timed row with its cuDNN autotuning; ocrnet 128.7 s for 3 blocks;
+# profile 21.4 s). Later rows are expected to take as long as the longest one so far.
+FIRST_ROW_S = dict(env=2, correct=20, amp=20, backbone=30, ocrnet=60, profile=25, compile=60)
+GRACE_S = 30
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -276,6 +347,7 @@ def section_env(args, table, ctx):
     """Matmul rates of the device; stores them in ``ctx['peak']`` (TFLOP/s per autocast dtype)."""
     n = args.matmul_size
     rates = {}
+    ctx['budget'].need(table, 'env', 'matmul rates')
     for label, dtype, allow in (('fp32 (TF32 off)', torch.float32, False),
                                 ('TF32', torch.float32, True), ('bf16', torch.bfloat16, False),
                                 ('fp16', torch.float16, False)):
@@ -424,6 +496,7 @@ def section_correct(args, table, ctx):
     torch.manual_seed(0)
     with tf32(False):
         for arch in args.archs:
+            ctx['budget'].need(table, 'correct', f'HRFormer-{ARCH_LETTER[arch]} backbone')
             model = trained_like(HRFormer(arch=arch))
             x = torch.randn(args.correct_batch, 3, *args.pose_hw)
             add_comparison(table, f'HRFormer-{ARCH_LETTER[arch]} backbone: eval forward; train '
@@ -440,13 +513,16 @@ def section_correct(args, table, ctx):
              CLS_CONFIG, builders.cls_batch(1000, n=args.correct_batch, size=args.cls_hw)),
         )
         for host, name, path, (inputs, samples) in hosts:
+            ctx['budget'].need(table, 'correct', name)
             cfg = model_cfg(ROOT / path)
             cfg.pop('data_preprocessor', None)  # the batches are model inputs already
             model = trained_like_host(build(host, cfg))
             add_comparison(table, f'{name}: loss + backward', shape_of(inputs),
                            device_vs_cpu(model, host_run(inputs, samples), device),
                            param_kinds(model), device)
+    ctx['budget'].need(table, 'correct', 'FFN chain')
     ffn_chain_rows(args, table)
+    ctx['budget'].need(table, 'correct', 'SDPA backends')
     sdpa_rows(args, table)
 
 
@@ -597,12 +673,14 @@ def runner_losses(args, amp_dtype, work_dir):
 def section_amp(args, table, ctx):
     """The quickstart config through the Runner in fp32, AMP fp16 and AMP bf16."""
     with tempfile.TemporaryDirectory() as tmp:
+        ctx['budget'].need(table, 'amp', 'fp32 run')
         base, _ = runner_losses(args, None, Path(tmp))
         table.add('amp', f'quickstart OCRNet-HRFormer-T, MMSeg Runner, {len(base)} iterations',
                   'fp32', value=f'loss {base[0]:.4f} -> {base[-1]:.4f}',
                   check='pass' if all(map(math.isfinite, base)) else 'FAIL',
                   note='finite losses')
         for dtype in (torch.float16, torch.bfloat16):
+            ctx['budget'].need(table, 'amp', f'{dtype_label(dtype)} run')
             losses, scale = runner_losses(args, dtype, Path(tmp))
             first = abs(losses[0] - base[0]) / abs(base[0])
             worst = max(abs(a - b) / abs(b) for a, b in zip(losses, base))
@@ -640,8 +718,10 @@ def section_backbone(args, table, ctx):
     device, peak = args.device, ctx.get('peak', {})
     x = torch.randn(args.pose_batch, 3, *args.pose_hw, device=device)
     hrnet = None
+    budget = ctx['budget']
     for arch in args.archs:
         letter = ARCH_LETTER[arch]
+        budget.need(table, 'backbone', f'{letter} rows')
         torch.manual_seed(0)
         ours, theirs = build_pair(arch, device)
         refs = {'MMPose HRFormer': theirs}
@@ -657,6 +737,8 @@ def section_backbone(args, table, ctx):
                   'MMPose HRFormer', value=diff, note=f'{device}, eval, fp32 defaults')
         for ref_name, ref in refs.items():
             for dtype in args.dtypes:
+                budget.need(table, 'backbone', f'{letter} inference {dtype_label(dtype)} vs '
+                            f'{ref_name}')
                 in_eval(ref), ours.eval()
                 timing = timed_row(interleaved(
                     {'ours': autocast_call(lambda: ours(x), device, dtype),
@@ -667,10 +749,12 @@ def section_backbone(args, table, ctx):
                           note=f'ours {tflops(flops["ours"], timing[1], peak.get(dtype))}; '
                           f'ref {tflops(flops[ref_name], timing[0], peak.get(dtype))}')
             for dtype in args.dtypes:
+                budget.need(table, 'backbone', f'{letter} train step {dtype_label(dtype)} vs '
+                            f'{ref_name}')
                 ours.train(), ref.train()
                 timing = timed_row(interleaved(
-                    {'ours': train_step_fn(ours, x, device, dtype),
-                     'ref': train_step_fn(ref, x, device, dtype)},
+                    {'ours': train_step(ours, x, device, dtype),
+                     'ref': train_step(ref, x, device, dtype)},
                     device, args.warmup, args.repeats), 'ref')
                 # forward + backward ~ 3x the forward's FLOPs
                 table.add('backbone', f'{letter} train step (fwd + bwd + AdamW)',
@@ -680,7 +764,8 @@ def section_backbone(args, table, ctx):
                           f'ref {tflops(3 * flops[ref_name], timing[0], peak.get(dtype))}')
         if device == 'cuda':
             for dtype in args.dtypes:
-                mem = {name: step_peak_memory(train_step_fn(m, x, device, dtype), m)
+                budget.need(table, 'backbone', f'{letter} memory {dtype_label(dtype)}')
+                mem = {name: step_peak_memory(train_step(m, x, device, dtype), m)
                        for name, m in (('ours', ours), ('theirs', theirs))}
                 table.add('backbone', f'{letter} peak CUDA memory, train step',
                           f'{shape_of(x)} {dtype_label(dtype)}', 'MMPose HRFormer',
@@ -689,6 +774,23 @@ def section_backbone(args, table, ctx):
                           note='max_memory_allocated during a step, less what was allocated '
                           'before it (weights, optimizer state and other models stay out)')
         ours = theirs = refs = None  # frees this arch's models before the next is built
+
+
+def train_step(model, x, device, dtype=None):
+    """A training step (forward, backward, AdamW) of a backbone on ``x``, under autocast to
+    ``dtype``. AdamW is fused, as the shipped configs have it (configs/_base_/schedules): one
+    kernel for all parameters. (The H200 runs of 2026-12-04 timed backbone_speed.py's step, with
+    PyTorch's default foreach AdamW, whose profiler range took 21 ms a step of HRFormer-S.)"""
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+
+    def step():
+        with autocast(device, dtype):
+            out = model(x)
+            loss = sum(o.float().pow(2).mean() for o in out)
+        loss.backward()
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+    return step
 
 
 def gib(nbytes: float) -> str:
@@ -746,6 +848,7 @@ def host_step(model, data, device, dtype):
 def section_ocrnet(args, table, ctx):
     """OCRNet-HRFormer-S / -B against MMSeg's OCRNet-HRNetV2p-W48: training, memory, fps."""
     device, peak = args.device, ctx.get('peak', {})
+    ctx['budget'].need(table, 'ocrnet', 'models and fp32 train steps')
     hw = args.seg_train_hw
     models = seg_models(args, hw)
     for m in models.values():
@@ -758,6 +861,7 @@ def section_ocrnet(args, table, ctx):
     train_flops = {k: 2 * f for k, f in flops.items()}  # two images a step
     # fp16 as the official runs (apex AMP); a CPU has no fast fp16 convolutions, so bf16 there
     for dtype in (None, torch.float16 if device == 'cuda' else torch.bfloat16):
+        ctx['budget'].need(table, 'ocrnet', f'train steps {dtype_label(dtype)}')
         steps = {k: host_step(m, data, device, dtype) for k, m in models.items()}
         if device == 'cuda':
             mem = {k: step_peak_memory(steps[k], models[k]) + 3 * param_bytes(models[k])
@@ -780,6 +884,7 @@ def section_ocrnet(args, table, ctx):
                           if dtype is None else '',
                           note='weights + AdamW state + the step\'s peak above them (grads, '
                           'activations); the published W48 run trained with SGD')
+    ctx['budget'].need(table, 'ocrnet', 'inference')
     infer_hw = args.seg_infer_hw
     big = torch.randn(1, 3, *infer_hw, device=device)
     with torch.no_grad():
@@ -818,9 +923,10 @@ def section_profile(args, table, ctx):
     """The top ops of the S training step by self time (device time on CUDA)."""
     from torch.profiler import ProfilerActivity, profile
     device = args.device
+    ctx['budget'].need(table, 'profile', 'profile of the S training step')
     model = trained_like(HRFormer(arch=args.archs[0])).to(device).train()
     x = torch.randn(args.pose_batch, 3, *args.pose_hw, device=device)
-    step = train_step_fn(model, x, device)
+    step = train_step(model, x, device)
     step()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == 'cuda' else [])
     steps = 1 if args.quick else 2
@@ -866,7 +972,7 @@ def compile_child(args):
         compiled_fn = autocast_call(lambda: compiled(x), device, None)
     else:
         model.train()
-        eager_fn, compiled_fn = train_step_fn(model, x, device), train_step_fn(compiled, x, device)
+        eager_fn, compiled_fn = train_step(model, x, device), train_step(compiled, x, device)
     first = elapsed(compiled_fn, device)
     timing = timed_row(interleaved({'compiled': compiled_fn, 'eager': eager_fn}, device,
                                    args.warmup, args.repeats), 'eager', 'compiled')
@@ -882,12 +988,9 @@ def section_compile(args, table, ctx):
               ('train step', 'default'), ('inference', 'max-autotune-no-cudagraphs')])
     letter = ARCH_LETTER[args.archs[0]]
     for kind, mode in modes:
-        # the dry run checks the plumbing whatever its installs took
-        left = math.inf if args.quick else args.budget_s - (time.perf_counter() - START) - 10
-        if left < 30:
-            table.add('compile', f'{letter} {kind}, torch.compile(mode={mode!r})', check='skipped',
-                      note=f'{left:.0f} s of the budget left')
-            continue
+        # each child is killed at the end of the budget (none in the dry run)
+        ctx['budget'].need(table, 'compile', f'{letter} {kind}, torch.compile(mode={mode!r})')
+        left = ctx['budget'].left()
         cmd = [sys.executable, __file__, '--compile-child', f'{kind}:{mode}'] + args.child_argv
         t0 = time.perf_counter()
         try:
@@ -919,9 +1022,6 @@ def section_compile(args, table, ctx):
 SECTION_FUNCTIONS = dict(env=section_env, correct=section_correct, amp=section_amp,
                          backbone=section_backbone, ocrnet=section_ocrnet,
                          profile=section_profile, compile=section_compile)
-# Seconds each section is expected to take on the H200 (eager, warm caches): a section starts only
-# when that much of --budget-s is left, so that a run ends with whole sections.
-ESTIMATE_S = dict(env=5, correct=40, amp=25, backbone=90, ocrnet=60, profile=10, compile=60)
 
 
 def parse_args(argv=None):
@@ -936,10 +1036,10 @@ def parse_args(argv=None):
     parser.add_argument('--skip', nargs='*', default=[], choices=SECTIONS, metavar='SECTION',
                         help=f'sections to leave out, of: {", ".join(SECTIONS)}')
     parser.add_argument('--budget-s', type=float, default=330,
-                        help='wall seconds for the whole run; later sections that would not fit '
-                        'are left out (default 330; run.sh passes what is left of its 450 s)')
-    parser.add_argument('--repeats', type=int, help='timed repeats (default 10, quick 1)')
-    parser.add_argument('--warmup', type=int, help='warm-up calls (default 3, quick 0)')
+                        help='wall seconds for the whole run; rows that would not fit are left '
+                        'out (default 330; run.sh passes what is left of its 450 s)')
+    parser.add_argument('--repeats', type=int, help='timed repeats (default 5, quick 1)')
+    parser.add_argument('--warmup', type=int, help='warm-up calls (default 2, quick 0)')
     parser.add_argument('--compile-child', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -954,8 +1054,11 @@ def parse_args(argv=None):
     args.child_argv = ['--device', args.device, '--out', str(args.out)] + (
         ['--quick'] if quick else []) + [f'--repeats={args.repeats}'] * (args.repeats is not None) \
         + [f'--warmup={args.warmup}'] * (args.warmup is not None)
-    args.repeats = args.repeats or (1 if quick else 10)
-    args.warmup = args.warmup if args.warmup is not None else (0 if quick else 3)
+    # 5 and 2, not 10 and 3 (the first H200 run): the lease is 15 minutes in all; the timed
+    # calls were about half of the backbone section's 15 s a row (setup and cuDNN's autotuning
+    # the rest), and the per-repeat ratios of 10 repeats spread wide anyway (0.38-1.40)
+    args.repeats = args.repeats or (1 if quick else 5)
+    args.warmup = args.warmup if args.warmup is not None else (0 if quick else 2)
     args.seg_repeats = args.repeats if quick else max(3, args.repeats // 2)
     args.archs = ['tiny'] if quick else ['small', 'base']
     args.seg_archs = ['S', 'B']
@@ -1015,28 +1118,32 @@ def main(argv=None):
         'started': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
     }
     table = Table(args.out, meta)
-    ctx = {}
-    for name in SECTIONS:
-        if name in args.skip:
-            continue
-        spent = time.perf_counter() - START
-        if not args.quick and spent + ESTIMATE_S[name] > args.budget_s:
-            table.add(name, 'section left out', check='skipped',
-                      note=f'{spent:.0f} s spent, about {ESTIMATE_S[name]} s needed, budget '
-                      f'{args.budget_s:.0f} s')
-            continue
-        t0 = time.perf_counter()
-        # Autotuned cuDNN algorithms for the timed sections, as MMSeg's training runtime has
-        # them (env_cfg cudnn_benchmark=True); the warm-up calls pay for the tuning.
-        torch.backends.cudnn.benchmark = name in ('backbone', 'ocrnet', 'profile')
-        try:
-            SECTION_FUNCTIONS[name](args, table, ctx)
-        except Exception as e:  # one broken section must not cost the others' results
-            traceback.print_exc()
-            table.add(name, 'section broke', check='ERROR', note=f'{type(e).__name__}: {e}'[:300])
-        table.meta[f'section {name} s'] = round(time.perf_counter() - t0, 1)
-        if cuda:
-            torch.cuda.empty_cache()
+    budget = Budget(args.budget_s, enabled=not args.quick)  # the dry run checks the plumbing
+    ctx = {'budget': budget}
+    with budget.alarm():
+        for name in SECTIONS:
+            if name in args.skip:
+                continue
+            t0 = table.last = time.perf_counter()
+            # Autotuned cuDNN algorithms for the timed sections, as MMSeg's training runtime has
+            # them (env_cfg cudnn_benchmark=True); the warm-up calls pay for the tuning.
+            torch.backends.cudnn.benchmark = name in ('backbone', 'ocrnet', 'profile')
+            try:
+                budget.armed = True
+                SECTION_FUNCTIONS[name](args, table, ctx)
+                budget.armed = False
+            except OutOfBudget as e:  # the next section may still fit
+                budget.armed = False
+                table.add(name, 'rest of the section left out', check='skipped',
+                          note=f'{e}; budget {args.budget_s:.0f} s')
+            except Exception as e:  # one broken section must not cost the others' results
+                budget.armed = False
+                traceback.print_exc()
+                table.add(name, 'section broke', check='ERROR',
+                          note=f'{type(e).__name__}: {e}'[:300])
+            table.meta[f'section {name} s'] = round(time.perf_counter() - t0, 1)
+            if cuda:
+                torch.cuda.empty_cache()
     table.write()
     print('\n' + table.markdown())
     failed = table.failed()

@@ -158,3 +158,51 @@ def test_gradients_pass_within_a_factor_of_the_cpu_float32_error():
         same='pass', better='pass', three_times='pass', worse='FAIL', one_kind='FAIL',
         bias_noise='pass', nan='FAIL'), proc.stdout
     assert 'WindowMSA.table' in got['one_kind'][1], got  # the row names the failing kind
+
+
+def test_rows_that_do_not_fit_the_budget_are_left_out(tmp_path):
+    # No budget at all: every section ends at its first row with one 'skipped' row saying why,
+    # and that is no failure.
+    proc = subprocess.run([sys.executable, str(SCRIPT), '--device', 'cpu', '--budget-s', '0',
+                           '--out', str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          env=with_fake_transformers())
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = json.loads((tmp_path / 'gpu_check.json').read_text())['rows']
+    assert [r['section'] for r in rows] == ['env', 'correct', 'amp', 'backbone', 'ocrnet',
+                                            'profile', 'compile'], rows
+    assert all(r['check'] == 'skipped' and 'of the budget left' in r['note'] for r in rows), rows
+
+
+BUDGET_CASES = '''
+import sys, time; sys.path.insert(0, "benchmarks"); import gpu_check
+from pathlib import Path
+table = gpu_check.Table(Path(sys.argv[1]), {'device name': 'test'})
+budget = gpu_check.Budget(time.perf_counter() - gpu_check.START + 100, enabled=True)
+budget.need(table, 'backbone', 'first row')  # 100 s left, 30 s expected
+table.add('backbone', 'a row'); table.rows[-1]['s'] = 150.0  # as if it had taken 150 s
+try:
+    budget.need(table, 'backbone', 'second row')
+    print('second row fits')
+except gpu_check.OutOfBudget as e:
+    print('second row left out:', e)
+budget.need(table, 'profile', 'another section')  # its own estimate: 25 s
+# the backstop: a row still running at the end of the budget (plus the grace) is cut off
+gpu_check.GRACE_S = 0
+budget = gpu_check.Budget(time.perf_counter() - gpu_check.START + 0.5, enabled=True)
+with budget.alarm():
+    budget.armed = True
+    try:
+        while True:
+            pass
+    except gpu_check.OutOfBudget as e:
+        print('cut off:', e)
+'''
+
+
+def test_budget_is_checked_before_each_row(tmp_path):
+    proc = python(BUDGET_CASES.replace('sys.argv[1]', repr(str(tmp_path))))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[-2].startswith('second row left out: second row: ') and lines[-2].endswith(
+        ' s of the budget left, about 150 s needed'), lines
+    assert lines[-1].startswith('cut off: cut off mid-row'), lines
