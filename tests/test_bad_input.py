@@ -2,7 +2,9 @@
 traceback, nothing written.
 
 One table of (command, arguments, words the error line must hold): the demo, the converter, the
-ONNX export, the test launcher (``tools/test.py``, ``mim test mmhrformer``) and the quickstart. Commands run in this process
+ONNX export, the train and test launchers (``tools/train.py``, ``tools/test.py``, ``mim train /
+test mmhrformer``) and the quickstart; a checkpoint whose settings differ from the config's is in
+``test_checkpoint/test_settings.py``. Commands run in this process
 through their ``main`` (what their console scripts call), so a traceback would fail the test as an
 exception; one row per command also runs as a real subprocess.
 """
@@ -59,6 +61,10 @@ def files(tmp_path_factory):
     f['mmdet.py'] = tmp / 'mmdet_config.py'
     f['mmdet.py'].write_text("default_scope = 'mmdet'\nmodel = dict(type='FasterRCNN')\n")
     f['missing'] = tmp / 'missing.pth'
+    f['syntax.py'] = tmp / 'syntax_error.py'
+    f['syntax.py'].write_text("default_scope = 'mmseg'\nmodel = dict(type='EncoderDecoder'\n")
+    f['a file'] = tmp / 'a_file'
+    f['a file'].write_text('not a folder\n')
     return f
 
 
@@ -77,6 +83,10 @@ def quickstart_main(argv):
 
 def launcher_test(argv):
     return host_tool.run('test', argv)
+
+
+def launcher_train(argv):
+    return host_tool.run('train', argv)
 
 
 # (row name, main, arguments given the files fixture, words in the error line)
@@ -102,6 +112,12 @@ ROWS = [
     ('demo: unknown option value', demo.main,
      lambda f, out: [SEG_IMAGES, SEG, f['seg'], '--kpt-thr', 'high', '--out-dir', out],
      "argument --kpt-thr: invalid float value: 'high'"),
+    ('demo: a config with a syntax error', demo.main,
+     lambda f, out: [SEG_IMAGES, f['syntax.py'], f['seg'], '--out-dir', out],
+     'syntax_error.py: not a config that loads (SyntaxError'),
+    ('demo: --out-dir is a file', demo.main,
+     lambda f, out: [SEG_IMAGES, SEG, f['seg'], '--out-dir', f['a file'] / 'pictures'],
+     'a_file is a file, not a folder'),
     ('converter: missing file', hrformer2mmseg.main,
      lambda f, out: [f['missing'], out / 'dst.pth'], 'no such file'),
     ('converter: truncated file', hrformer2mmseg.main,
@@ -113,6 +129,10 @@ ROWS = [
      'a pose estimator checkpoint, the config builds a segmentor'),
     ('test launcher: config of no installed host', launcher_test,
      lambda f, out: [f['mmdet.py'], f['seg'], '--work-dir', out], 'names no host'),
+    ('test launcher: a config with a syntax error', launcher_test,
+     lambda f, out: [f['syntax.py'], f['seg'], '--work-dir', out], 'not a config that loads'),
+    ('train launcher: a config with a syntax error', launcher_train,
+     lambda f, out: [f['syntax.py'], '--work-dir', out], 'not a config that loads'),
     ('export: seg config, pose checkpoint', export.main,
      lambda f, out: [SEG, f['pose'], out / 'seg.onnx'],
      'a pose estimator checkpoint, the config builds a segmentor'),

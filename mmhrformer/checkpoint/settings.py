@@ -158,7 +158,7 @@ def settings_problem(needs: Optional[Needs], model: torch.nn.Module,
     if fitting is not None:
         return f'{words}: use {fitting}'
     options = ' '.join(f'{CONFIG_KEYS[k]}={needs.settings[k]}' for k in keys)
-    return f'{words}: set {options} (--cfg-options)'
+    return f'{words}: set {options} (in the config, or with --cfg-options)'
 
 
 def settings_warning(needs: Needs, configured: Dict[str, object]) -> Optional[str]:
