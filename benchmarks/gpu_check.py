@@ -8,7 +8,8 @@ order they run (most valuable first; each can be left out with ``--skip``):
               ceilings the achieved TFLOP/s are read against.
 ``correct``   the backbone (S, B) and the three hosts' models (MMSeg OCRNet, MMPose TopDown +
               HeatmapHead, MMPretrain ImageClassifier + HRFormerClsNeck, from the shipped
-              configs), forward and backward on the device against the CPU in fp32 with TF32 off;
+              configs), forward and backward on the device against the CPU in fp32 with TF32 off
+              (parameter gradients: both against a float64 run on the CPU);
               the FFN chain's gradients and BN running statistics against plain autograd on the
               device (fp32, bf16, fp16 autocast); which SDPA backends take the window attention
               of S (head dim 32) and B (head dim 39), in inference and in training.
@@ -29,7 +30,8 @@ Timings alternate the compared models (warm-up first, medians, CUDA events). Eve
 written to ``--out`` (gpu_check.md, gpu_check.json) as soon as it exists, so that a run cut off
 by its time limit still returns what it measured; before each row (or rows measured together)
 the check estimates from its section's rows so far whether it fits in what is left of
-``--budget-s``, and when it does not, leaves the rest of the section out, and says so. Exit status: 0 when every check passed, 1 when one failed or a section
+``--budget-s``, and when it does not, leaves the rest of the section out, and says so.
+Exit status: 0 when every check passed, 1 when one failed or a section
 broke, 2 for bad arguments.
 
 Usage:
@@ -153,8 +155,8 @@ class Table:
 
     def longest(self, section) -> float:
         """The most seconds one row of ``section`` took so far (0 before its first)."""
-        return max((r['s'] for r in self.rows if r['section'] == section and r['check'] != 'skipped'),
-                   default=0.0)
+        return max((r['s'] for r in self.rows
+                    if r['section'] == section and r['check'] != 'skipped'), default=0.0)
 
     def failed(self) -> list:
         """The rows whose check failed or whose section broke."""
@@ -433,7 +435,8 @@ def grad_verdict(dev: dict, cpu: dict, ref: dict, kinds: dict):
 
 def add_comparison(table, what, setting, results, kinds, device):
     """A correctness row from :func:`device_vs_cpu`'s results: outputs and running statistics
-    against the CPU (:data:`FP32_TOL`), parameter gradients against float64 (:func:`grad_verdict`)."""
+    against the CPU (:data:`FP32_TOL`), parameter gradients against float64
+    (:func:`grad_verdict`)."""
     (o_cpu, g_cpu, s_cpu), (o_dev, g_dev, s_dev), (_, g_ref, _) = (
         results[k] for k in ('cpu', 'device', 'fp64'))
     e_out, e_stats = rel_err(o_dev, o_cpu), rel_err(s_dev, s_cpu)

@@ -29,7 +29,7 @@ def with_fake_transformers() -> dict:
 
 
 def python(code: str) -> subprocess.CompletedProcess:
-    """``code`` in a child Python (one thread) with the incompatible ``transformers`` on its path."""
+    """``code`` in a child Python (one thread), the incompatible ``transformers`` on its path."""
     return subprocess.run([sys.executable, '-c', 'import torch; torch.set_num_threads(1)\n' + code],
                           capture_output=True, text=True, timeout=300, cwd=ROOT,
                           env=with_fake_transformers())
