@@ -111,7 +111,7 @@ def _map_backbone(state_dict: dict, scope: str, target: str, backbone: HRFormer,
     head_state: StateDict = {}
     head_used: List[str] = []
     notes: tuple = ()
-    _warn_about_settings(layout, tables_given, backbone, parent)
+    _warn_about_settings(layout, sub, tables_given, backbone, parent)
     if parent is not None and layout == 'official-seg':
         try:
             heads = official_seg_heads(sub, False)
@@ -158,14 +158,14 @@ def settings_checked_by_caller():
         _CALLER_CHECKS_SETTINGS.reset(token)
 
 
-def _warn_about_settings(layout: str, tables_given: bool, backbone: HRFormer,
+def _warn_about_settings(layout: str, keys, tables_given: bool, backbone: HRFormer,
                          parent: Optional[torch.nn.Module]) -> None:
     """One warning where the model's settings differ from those its weights were trained with
     (:mod:`.settings`): a host's tool may be fine-tuning on purpose, so the load goes on."""
     if _CALLER_CHECKS_SETTINGS.get():
         return
     if layout in LAYOUTS:
-        needs = needs_of_layout(layout)
+        needs = needs_of_layout(layout, keys)
     elif tables_given:  # this package's names: the tables say the weights had the bias
         needs = Needs(SOURCES['mmhrformer'], 'mmhrformer', dict(with_rpe=True))
     else:

@@ -50,8 +50,12 @@ class Needs:
     settings: Dict[str, object] = field(default_factory=dict)
 
 
-def needs_of_layout(layout: str) -> Needs:
-    """What weights of ``layout`` need, as downloaded."""
+def needs_of_layout(layout: str, keys=None) -> Needs:
+    """What weights of ``layout`` need, as downloaded; ``keys``, the file's, tell MMPose's
+    ImageNet backbones (the official classification weights in MMPose's names, no head) from its
+    pose estimators."""
+    if layout == 'mmpose' and keys is not None and not any(k.startswith('head.') for k in keys):
+        return Needs('MMPose ImageNet weights', layout, needs_of_layout('official-cls').settings)
     row = LAYOUTS[layout]
     settings = {k: row.settings[k] for k in BACKBONE_SETTINGS}
     settings.update(row.preprocessing)
@@ -97,7 +101,7 @@ def needs_of_checkpoint(checkpoint, state: StateDict) -> Optional[Needs]:
     except CheckpointError:
         return None
     if layout != 'mmhrformer':
-        return needs_of_layout(layout)
+        return needs_of_layout(layout, state)
     if any(k.startswith(prefix) and k.endswith(TABLE) for k in state):
         return Needs(SOURCES[layout], layout, dict(with_rpe=True))
     return None

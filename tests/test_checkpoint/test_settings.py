@@ -184,15 +184,25 @@ def test_load_checkpoint_warns_once_and_loads(pose_t):
 @pytest.mark.parametrize('source, model_mode, words', [
     ('official-cls', 'bilinear', "official classification weights were trained with "
      "upsample_mode='nearest'; this config has upsample_mode='bilinear'"),
-    ('mmpose', 'nearest', "MMPose weights were trained with upsample_mode='bilinear'; this "
-     "config has upsample_mode='nearest'"),
+    # MMPose's ImageNet backbones are the official classification weights renamed.
+    ('mmpose imagenet', 'bilinear', "MMPose ImageNet weights were trained with "
+     "upsample_mode='nearest'; this config has upsample_mode='bilinear'"),
+    ('mmpose topdown', 'nearest', "MMPose weights were trained with upsample_mode='bilinear'; "
+     "this config has upsample_mode='nearest'"),
 ])
 def test_init_cfg_warns_about_the_upsampling(source, model_mode, words, official_tiny, tmp_path):
     path = tmp_path / 'pretrained.pth'
-    sd = ({'model': official_tiny} if source == 'official-cls' else
-          {'state_dict': mmpose_hrformer('tiny', 'bilinear').state_dict()})
+    if source == 'official-cls':
+        sd = {'model': official_tiny}
+    else:
+        backbone = mmpose_hrformer('tiny', 'bilinear', multiscale=source == 'mmpose imagenet')
+        sd = {'state_dict': {f'backbone.{k}': v for k, v in backbone.state_dict().items()}}
+        if source == 'mmpose topdown':
+            sd['state_dict']['head.final_layer.weight'] = torch.randn(17, 18, 1, 1)
+            sd['state_dict']['head.final_layer.bias'] = torch.randn(17)
     torch.save(sd, path)
     model = HRFormer(arch='tiny', upsample_mode=model_mode,
+                     out_indices=(0, 1, 2, 3) if source != 'mmpose topdown' else (0, ),
                      init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     with warnings_logged() as lines:
         model.init_weights()
