@@ -92,7 +92,7 @@ hide_transformers()
 
 from backbone_speed import (build_pair, count_flops, elapsed, in_eval,  # noqa: E402
                             interleaved, max_abs_diff, mmpose_hrnet_w32, shape_of, timed_row,
-                            trained_like)
+                            train_step_fn, trained_like)
 
 import builders  # noqa: E402
 from mmhrformer import HRFormer  # noqa: E402
@@ -756,8 +756,8 @@ def section_backbone(args, table, ctx):
                             f'{ref_name}')
                 ours.train(), ref.train()
                 timing = timed_row(interleaved(
-                    {'ours': train_step(ours, x, device, dtype),
-                     'ref': train_step(ref, x, device, dtype)},
+                    {'ours': train_step_fn(ours, x, device, dtype),
+                     'ref': train_step_fn(ref, x, device, dtype)},
                     device, args.warmup, args.repeats), 'ref')
                 # forward + backward ~ 3x the forward's FLOPs
                 table.add('backbone', f'{letter} train step (fwd + bwd + AdamW)',
@@ -768,7 +768,7 @@ def section_backbone(args, table, ctx):
         if device == 'cuda':
             for dtype in args.dtypes:
                 budget.need(table, 'backbone', f'{letter} memory {dtype_label(dtype)}')
-                mem = {name: step_peak_memory(train_step(m, x, device, dtype), m)
+                mem = {name: step_peak_memory(train_step_fn(m, x, device, dtype), m)
                        for name, m in (('ours', ours), ('theirs', theirs))}
                 table.add('backbone', f'{letter} peak CUDA memory, train step',
                           f'{shape_of(x)} {dtype_label(dtype)}', 'MMPose HRFormer',
@@ -777,23 +777,6 @@ def section_backbone(args, table, ctx):
                           note='max_memory_allocated during a step, less what was allocated '
                           'before it (weights, optimizer state and other models stay out)')
         ours = theirs = refs = None  # frees this arch's models before the next is built
-
-
-def train_step(model, x, device, dtype=None):
-    """A training step (forward, backward, AdamW) of a backbone on ``x``, under autocast to
-    ``dtype``. AdamW is fused, as the shipped configs have it (configs/_base_/schedules): one
-    kernel for all parameters. (The H200 runs of 2026-12-04 timed backbone_speed.py's step, with
-    PyTorch's default foreach AdamW, whose profiler range took 21 ms a step of HRFormer-S.)"""
-    optim = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-
-    def step():
-        with autocast(device, dtype):
-            out = model(x)
-            loss = sum(o.float().pow(2).mean() for o in out)
-        loss.backward()
-        optim.step()
-        optim.zero_grad(set_to_none=True)
-    return step
 
 
 def gib(nbytes: float) -> str:
@@ -929,7 +912,7 @@ def section_profile(args, table, ctx):
     ctx['budget'].need(table, 'profile', 'profile of the S training step')
     model = trained_like(HRFormer(arch=args.archs[0])).to(device).train()
     x = torch.randn(args.pose_batch, 3, *args.pose_hw, device=device)
-    step = train_step(model, x, device)
+    step = train_step_fn(model, x, device)
     step()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == 'cuda' else [])
     steps = 1 if args.quick else 2
@@ -975,7 +958,7 @@ def compile_child(args):
         compiled_fn = autocast_call(lambda: compiled(x), device, None)
     else:
         model.train()
-        eager_fn, compiled_fn = train_step(model, x, device), train_step(compiled, x, device)
+        eager_fn, compiled_fn = train_step_fn(model, x, device), train_step_fn(compiled, x, device)
     first = elapsed(compiled_fn, device)
     timing = timed_row(interleaved({'compiled': compiled_fn, 'eager': eager_fn}, device,
                                    args.warmup, args.repeats), 'eager', 'compiled')
