@@ -1,7 +1,7 @@
 """Export a trained config + checkpoint to an ONNX file that onnxruntime verifies.
 
     hrformer-export CONFIG CHECKPOINT OUT.onnx [--shape H W] [--dynamic] [--batch N]
-                    [--opset N] [--argmax]
+                    [--opset N] [--argmax] [--cfg-options KEY=VALUE ...]
 
 (or ``python tools/deployment/pytorch2onnx.py ...`` from a clone). The config's ``default_scope``
 picks the host: segmentation (MMSeg) outputs the logits at the input size (``--argmax``: the label
@@ -9,7 +9,9 @@ map), pose (MMPose, top-down heatmap) the heatmaps (with the config's flip test)
 (MMPretrain) the class scores (softmax). The input is the image batch as the host's data
 preprocessor receives it: (N, 3, H, W) float32, pixel values 0-255, BGR as ``mmcv.imread`` loads;
 the graph normalises and swaps channels as the config says. ``--dynamic`` leaves batch, height and
-width free. The file's ``metadata_props`` hold the input / output contract and the class or
+width free; without it every size in the graph is a constant. ``--cfg-options`` changes the config
+as in every OpenMMLab tool (``model.test_cfg.flip_test=False``: the shipped pose configs export
+with flip test, which doubles the cost). The file's ``metadata_props`` hold the input / output contract and the class or
 keypoint names; they are printed. The file is then run in onnxruntime at the export size (and,
 with ``--dynamic``, at a second, odd size and batch) and compared with PyTorch: beyond float32
 rounding the export fails. On any problem: one line on stderr, exit status 2, no file written.
@@ -17,6 +19,8 @@ See docs/deployment.md.
 """
 import sys
 from typing import Dict
+
+from mmengine.config import DictAction
 
 from ..apis import HostError
 from ..checkpoint import CheckpointError
@@ -61,6 +65,17 @@ def rounded(values) -> str:
     return '[' + ', '.join(f'{v:g}' for v in values) + ']'
 
 
+class CfgOptions(DictAction):
+    """MMEngine's ``DictAction`` (``KEY=VALUE``, values parsed as Python literals and lists),
+    with an item lacking ``KEY=`` a one-line error instead of a traceback."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values:
+            if not item.partition('=')[0] or '=' not in item:
+                parser.error(f'{option_string}: {item!r} is not KEY=VALUE')
+        super().__call__(parser, namespace, values, option_string)
+
+
 def main(argv=None) -> int:
     from ..deploy.onnx_export import DEFAULT_OPSET, ExportError, export_onnx
     from ..deploy.onnx_runtime import OnnxRuntimeError
@@ -78,10 +93,13 @@ def main(argv=None) -> int:
                         help=f'ONNX opset (default {DEFAULT_OPSET})')
     parser.add_argument('--argmax', action='store_true',
                         help='segmentation only: output the label map instead of the logits')
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptions, metavar='KEY=VALUE',
+                        help='override config settings, as OpenMMLab\'s tools: e.g. '
+                        'model.test_cfg.flip_test=False')
     args = parser.parse_args(argv)
     try:
         props = export_onnx(args.config, args.checkpoint, args.out, args.shape, args.dynamic,
-                            args.batch, args.opset, args.argmax)
+                            args.batch, args.opset, args.argmax, args.cfg_options)
     except (ExportError, HostError, CheckpointError, OnnxRuntimeError) as err:
         print(f'hrformer-export: error: {err}', file=sys.stderr)
         return 2

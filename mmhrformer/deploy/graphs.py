@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import shape_of
+
 TASKS = {'mmseg': 'segmentation', 'mmpose': 'pose', 'mmpretrain': 'classification'}
 
 
@@ -94,7 +96,7 @@ class SegmentationGraph(nn.Module):
         inputs = self.normalize(image)
         # The decode heads read the output size from the first image's meta only (a batch shares
         # one size); a list of N would tie the graph to the example's batch size.
-        return self.segmentor.encode_decode(inputs, [dict(img_shape=inputs.shape[2:])])
+        return self.segmentor.encode_decode(inputs, [dict(img_shape=shape_of(inputs)[2:])])
 
     def describe(self) -> Dict:
         name = 'seg_labels' if self.argmax else 'seg_logits'

@@ -3,9 +3,12 @@
 :func:`export_onnx` builds the host model of a config (MMSeg, MMPose or MMPretrain, as its
 ``default_scope`` says), loads the checkpoint strictly, wraps it with its preprocessing
 (:mod:`.graphs`), exports it, checks the file (``onnx.checker``, TensorRT 10's operator list),
-runs it in onnxruntime against PyTorch and writes it with its metadata (:mod:`.metadata`). The
-file appears only when all of that passed: it is written beside the target under a temporary name
-and renamed at the end.
+runs it in onnxruntime against PyTorch and writes it with its metadata (:mod:`.metadata`).
+Without ``dynamic`` the model reads its sizes as constants
+(:func:`mmhrformer.layers.fixed_size_export`), and every file has what is computable before run
+time folded (:mod:`.folding`): a fixed-size file holds no shape arithmetic. The file appears
+only when all of that passed: it is written beside the target under a temporary name and
+renamed at the end.
 
 The exporter is TorchScript's (``dynamo=False``). Measured on torch 2.14 with HRFormer models
 (2 cores): it exports a small OCRNet with free batch, height and width in 5 s where the dynamo
@@ -15,6 +18,7 @@ an example batch of 2) and needs :mod:`.host_patches` for MMSeg's ``resize``. Th
 not need the patches; they are on all the same (they only switch off an eager-only warning), so
 that moving to the dynamo exporter, once TorchScript's is gone, changes one argument.
 """
+import contextlib
 import os
 import tempfile
 import warnings
@@ -24,8 +28,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..layers import fixed_size_export
 from ..version import __version__
 from . import metadata
+from .folding import fold_constants
 from .graphs import TASKS, SegmentationGraph, build_graph, labels_of
 from .host_patches import export_patches
 from .onnx_runtime import OnnxModel
@@ -47,8 +53,14 @@ class ExportError(ValueError):
     """Bad input or a file that failed its checks; the message is one line."""
 
 
-def load_host_model(config: str, checkpoint: str):
+def load_host_model(config: str, checkpoint: str, cfg_options: Optional[Dict] = None):
     """The config's host model, with the checkpoint's weights, in eval mode.
+
+    Args:
+        config (str): The config file.
+        checkpoint (str): Its weights.
+        cfg_options (dict, optional): ``KEY=VALUE`` settings merged into the config first, as
+            OpenMMLab's tools take them (``{'model.test_cfg.flip_test': False}``).
 
     Returns:
         tuple: ``(host, cfg, model, checkpoint_meta)``.
@@ -69,6 +81,11 @@ def load_host_model(config: str, checkpoint: str):
     except Exception as err:  # noqa: BLE001 - a config is Python: it fails in every way
         raise ExportError(f'{config}: not a config that loads ({type(err).__name__}: '
                           f'{first_line(err, last=True)})') from None
+    if cfg_options:
+        try:
+            cfg.merge_from_dict(cfg_options)
+        except Exception as err:  # noqa: BLE001 - a key may run into any value
+            raise ExportError(f'--cfg-options: {first_line(err)}') from None
     host = host_of(config)
     # As MMEngine's runner and the hosts' init_model build it: the top-level data preprocessor,
     # no training settings, no pretrained backbone (the checkpoint sets every weight).
@@ -81,7 +98,7 @@ def load_host_model(config: str, checkpoint: str):
     except Exception as err:  # noqa: BLE001 - registries and constructors fail in every way
         raise ExportError(f'{config}: its model does not build ({type(err).__name__}: '
                           f'{first_line(err)})') from None
-    checkpoint_meta = load_checked(model, checkpoint)
+    checkpoint_meta = load_checked(model, checkpoint, config)
     return host, cfg, model.eval(), checkpoint_meta
 
 
@@ -170,7 +187,8 @@ def check_options(shape: Optional[Sequence[int]], batch: int, opset: int) -> Non
 
 def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence[int]] = None,
                 dynamic: bool = False, batch: int = 1, opset: int = DEFAULT_OPSET,
-                argmax: bool = False, log: Callable[[str], None] = print) -> Dict:
+                argmax: bool = False, cfg_options: Optional[Dict] = None,
+                log: Callable[[str], None] = print) -> Dict:
     """Exports ``config`` with ``checkpoint`` to ``out``, checked, compared and described.
 
     Args:
@@ -184,6 +202,7 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
         batch (int): Batch of the example input (the file's batch when not dynamic).
         opset (int): ONNX opset.
         argmax (bool): Segmentation: output the label map instead of the logits.
+        cfg_options (dict, optional): Settings merged into the config (:func:`load_host_model`).
         log (callable): Where progress lines go.
 
     Returns:
@@ -196,7 +215,7 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
     out_path = Path(out)
     if out_path.is_dir():
         raise ExportError(f'{out}: is a folder; give the file to write')
-    host, cfg, model, checkpoint_meta = load_host_model(config, checkpoint)
+    host, cfg, model, checkpoint_meta = load_host_model(config, checkpoint, cfg_options)
     dataset_meta = dataset_meta_of(host, cfg, checkpoint_meta)
     try:
         graph = build_graph(host, model, dataset_meta, argmax)
@@ -219,7 +238,8 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
                    'values 0-255, channels as mmcv.imread reads (BGR); the graph normalises'),
         output=output, preprocessing=graph.normalize.describe(),
         labels=labels, dataset_meta=dataset_meta,
-        export_size=[height, width], dynamic=dynamic, opset=opset,
+        cfg_options=plain(cfg_options or {}), export_size=[height, width], dynamic=dynamic,
+        opset=opset,
         exported_with=dict(mmhrformer=__version__, torch=torch.__version__),
         # What stays outside the graph, for runtimes without OpenMMLab: the resizing / cropping /
         # affine warp in front, and the pose codec behind.
@@ -241,7 +261,8 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
             f'{batch}x3x{height}x{width}' + (' (batch, height, width free)' if dynamic else ''))
         trace(graph, example, tmp, host, output['name'], dynamic, opset)
         import onnx
-        proto = onnx.load(tmp)
+        proto = fold_constants(onnx.load(tmp))
+        onnx.save(proto, tmp)
         try:
             onnx.checker.check_model(proto, full_check=True)
         except onnx.checker.ValidationError as err:
@@ -280,7 +301,9 @@ def trace(graph: torch.nn.Module, example: torch.Tensor, path: str, host: str, o
     if dynamic:
         spatial = {0: 'batch', 2: 'height', 3: 'width'}
         axes = {'image': spatial, output: {0: 'batch'} if output == 'scores' else spatial}
-    with warnings.catch_warnings(), export_patches(host), torch.no_grad():
+    # At a fixed size the model reads its sizes as constants (layers.fixed_size_export).
+    sizes = contextlib.nullcontext() if dynamic else fixed_size_export()
+    with warnings.catch_warnings(), export_patches(host), torch.no_grad(), sizes:
         # The tracer warns at every Python int it records (the backbone's padding arithmetic);
         # the comparison with PyTorch at a second size is what shows the sizes stayed free.
         warnings.simplefilter('ignore')

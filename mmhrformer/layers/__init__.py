@@ -1,7 +1,8 @@
 """Building blocks and kernels shared by the models: no architecture lives here.
 
 ==========================  ================================================================
-``config``                  fast-path switches (``set_fused_kernels``), export / capture detection
+``config``                  fast-path switches (``set_fused_kernels``), export / capture detection,
+                            fixed-size exports (``fixed_size_export``, ``shape_of``)
 ``conv_bn``                 conv + norm (+ residual, activation), BN folded at inference
 ``onednn``                  oneDNN's fused conv kernels (CPU inference)
 ``attention``               scaled dot-product attention, a faster path for a learned mask
@@ -15,7 +16,8 @@
 """
 from .attention import attention
 from .bottleneck import Bottleneck
-from .config import is_capturing, is_exporting, set_fused_kernels, use_fused_kernels
+from .config import (fixed_size_export, free_sizes, is_capturing, is_exporting, set_fused_kernels,
+                     shape_of, use_fused_kernels)
 from .conv_bn import ConvNormSequential, conv_bn, fold_bn
 from .conv_bn_gelu import ConvBNGELUChain, conv_bn_gelu_chain
 from .derived_weights import derived
@@ -25,6 +27,7 @@ from .relative_position import relative_position_index, resize_rpe_table
 
 __all__ = [
     'Bottleneck', 'ConvBNGELUChain', 'ConvNormSequential', 'DropPath', 'attention', 'build_norm',
-    'conv_bn', 'conv_bn_gelu_chain', 'derived', 'fold_bn', 'is_capturing', 'is_exporting',
-    'relative_position_index', 'resize_rpe_table', 'set_fused_kernels', 'use_fused_kernels'
+    'conv_bn', 'conv_bn_gelu_chain', 'derived', 'fixed_size_export', 'fold_bn', 'free_sizes',
+    'is_capturing', 'is_exporting', 'relative_position_index', 'resize_rpe_table',
+    'set_fused_kernels', 'shape_of', 'use_fused_kernels'
 ]

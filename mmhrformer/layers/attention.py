@@ -6,13 +6,17 @@ back to its math path: a separate q scaling, and a "safe" softmax that scans eve
 all ``-inf`` (``all`` / ``where`` / ``isneginf`` passes). Written out with the scaling on q (the
 small operand) and a plain softmax, the training step's attention costs about a third less; no
 row is ever fully masked here, since a window always holds real tokens.
+
+Exported, it is written out too: MatMul, Add, Softmax, MatMul with the scale a constant folded
+into q, the pattern the runtimes fuse. The ONNX form of SDPA derives its scale from q's traced
+size at run time (Shape, Gather, Cast, two Sqrt) and scales q and k separately.
 """
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from .config import is_capturing
+from .config import is_capturing, is_exporting
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -26,9 +30,12 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     Returns:
         Tensor: Shape (B, heads, N, d).
     """
-    if (mask is not None and mask.requires_grad and torch.is_grad_enabled()
-            and q.device.type == 'cpu' and not is_capturing()):
-        scores = torch.matmul(q * q.shape[-1]**-0.5, k.transpose(-2, -1)) + mask
+    if is_exporting() or (mask is not None and mask.requires_grad and torch.is_grad_enabled()
+                          and q.device.type == 'cpu' and not is_capturing()):
+        # int(): the head size is fixed in every graph, so the scale is a constant.
+        scores = torch.matmul(q * int(q.shape[-1])**-0.5, k.transpose(-2, -1))
+        if mask is not None:
+            scores = scores + mask
         return torch.matmul(scores.softmax(-1), v)
     # SDPA's default scale is d**-0.5, the official q scaling.
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)

@@ -6,12 +6,15 @@ off for the whole process with ``set_fused_kernels(False)`` or the environment v
 ``MMHRFORMER_FUSED_KERNELS=0`` (to compare speed or to rule them out while debugging; the numbers
 are the same up to float32 rounding).
 """
+import contextlib
 import os
+from typing import Iterator, Tuple
 
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 _USE_FUSED_KERNELS = os.environ.get('MMHRFORMER_FUSED_KERNELS', '1') != '0'
+_FIXED_SIZE_EXPORT = False
 
 
 def use_fused_kernels() -> bool:
@@ -26,14 +29,46 @@ def set_fused_kernels(enable: bool = True) -> None:
 
 
 def is_exporting() -> bool:
-    """True while exporting: then shape-dependent no-op skips must not be taken.
-
-    Eager mode skips pads, crops and resizes that this input's size makes no-ops. An exported
-    graph keeps them all (they are exact no-ops, so the numbers are the same) and holds no branch
-    on the input size, so one graph serves every size. Callers test ``is_exporting()`` first, so
-    that a symbolic size is never turned into a guard.
-    """
+    """True while exporting to ONNX: the graph gets the reference ops, in the layout and form
+    the runtimes fuse (:func:`free_sizes` says whether sizes are free)."""
     return torch.onnx.is_in_onnx_export()
+
+
+@contextlib.contextmanager
+def fixed_size_export() -> Iterator[None]:
+    """Declares the exports inside the block fixed-size: the graph serves its example's size only.
+
+    TorchScript's exporter records every size read from a tensor as graph ops (Shape, Gather,
+    Cast, Div, ... thousands of them for the window padding and the fusion resizes of
+    HRFormer-S), which only a runtime's optimizer folds away again. In a fixed-size export the
+    model reads sizes as Python ints (:func:`shape_of`), so they are constants of the graph, and
+    takes the same no-op skips as eager mode (:func:`free_sizes` is False).
+    """
+    global _FIXED_SIZE_EXPORT
+    previous, _FIXED_SIZE_EXPORT = _FIXED_SIZE_EXPORT, True
+    try:
+        yield
+    finally:
+        _FIXED_SIZE_EXPORT = previous
+
+
+def free_sizes() -> bool:
+    """True while exporting a graph whose input size is free: then no shape-dependent skip.
+
+    Eager mode and fixed-size exports (:func:`fixed_size_export`) skip pads, crops and resizes
+    that this input's size makes no-ops; a graph for every size keeps them all (they are exact
+    no-ops, so the numbers are the same) and holds no branch on the input size. Callers test
+    ``free_sizes()`` first, so that a symbolic size is never turned into a guard.
+    """
+    return is_exporting() and not _FIXED_SIZE_EXPORT
+
+
+def shape_of(x: torch.Tensor) -> Tuple:
+    """``x.shape`` as a tuple: Python ints in eager mode and in a fixed-size export (there the
+    tracer would otherwise record each size as ops), traced sizes in a free-size export."""
+    if _FIXED_SIZE_EXPORT and is_exporting():
+        return tuple(int(s) for s in x.shape)
+    return tuple(x.shape)
 
 
 def is_capturing() -> bool:

@@ -28,11 +28,17 @@ def fold_bn(conv: nn.Conv2d, norm: _BatchNorm) -> Tuple[torch.Tensor, torch.Tens
     return weight, bias
 
 
+def foldable(norm: nn.Module) -> bool:
+    """Whether ``norm`` is a BatchNorm in eval mode with running statistics (an affine map per
+    channel, which :func:`fold_bn` folds into the conv before it)."""
+    return isinstance(norm, _BatchNorm) and not norm.training and norm.running_var is not None
+
+
 def conv_bn(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module, activation: Optional[str] = None,
             residual: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``activation(norm(conv(x)) + residual)``, the activation (``'relu'``, ``'gelu'``) and the
     residual optional. Training-mode and non-BatchNorm norms run as written."""
-    if norm.training or not isinstance(norm, _BatchNorm) or norm.running_var is None:
+    if not foldable(norm):
         out = norm(conv(x))
     else:
         weight, bias = derived(conv, 'folded_bn', (conv.weight, conv.bias, norm.weight,

@@ -36,8 +36,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
 from ...layers import (Bottleneck, ConvNormSequential, DropPath, attention, build_norm, conv_bn,
-                       conv_bn_gelu_chain, derived, is_exporting, relative_position_index,
-                       resize_rpe_table)
+                       conv_bn_gelu_chain, derived, free_sizes, relative_position_index,
+                       resize_rpe_table, shape_of)
 
 # Branch layout of stages 2-4; stage 1 (two 64-plane bottlenecks) is the same for every arch.
 ARCH_ZOO: Dict[str, dict] = {
@@ -125,7 +125,7 @@ class WindowAttention(nn.Module):
             table, index = self.relative_position_bias_table, self.relative_position_index
             mask = derived(self, 'position_bias', (table, index), lambda: table[index.view(-1)].view(
                 n, n, -1).permute(2, 0, 1).unsqueeze(0).to(ref.dtype), ref.dtype)
-        if self.pad_mask and (is_exporting() or any(pad)):
+        if self.pad_mask and (free_sizes() or any(pad)):
             top, bottom, left, right = pad
             hp, wp = padded_hw
             valid = torch.zeros(hp, wp, dtype=torch.bool, device=ref.device)
@@ -145,11 +145,12 @@ class WindowAttention(nn.Module):
         Returns:
             Tensor: Shape (B, H, W, C).
         """
-        b, h, w_in, c = x.shape
+        b, h, w_in, _ = shape_of(x)
+        c = self.embed_dims
         w = self.window_size
         pad_h, pad_w = -h % w, -w_in % w
         pad = (pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2)
-        padded = is_exporting() or pad_h or pad_w
+        padded = free_sizes() or pad_h or pad_w
         if padded:
             x = F.pad(x, (0, 0, pad[2], pad[3], pad[0], pad[1]))
         hp, wp = h + pad_h, w_in + pad_w
@@ -314,7 +315,7 @@ class HRFormerModule(nn.Module):
         bilinear = self.upsample_mode == 'bilinear'
         x = F.interpolate(x, scale_factor=float(factor), mode=self.upsample_mode,
                           align_corners=False if bilinear else None)
-        if is_exporting() or tuple(x.shape[-2:]) != tuple(size):
+        if free_sizes() or shape_of(x)[-2:] != tuple(size):
             # cls / seg resize with align_corners=True, pose with False.
             x = F.interpolate(x, size=size, mode='bilinear', align_corners=not bilinear)
         return x
@@ -328,7 +329,7 @@ class HRFormerModule(nn.Module):
             if fuse is None:
                 outs.append(None)
                 continue
-            size = xs[i].shape[-2:]
+            size = shape_of(xs[i])[-2:]
             y = xs[i]
             for j, x in enumerate(xs):
                 if j > i:
