@@ -4,7 +4,7 @@
 (:func:`~mmhrformer.layers.conv_bn.conv_bn`); in training with ``nn.BatchNorm2d`` or
 ``nn.SyncBatchNorm`` it runs :class:`ConvBNGELUChain`, which recomputes the elementwise BN + GELU
 in the backward pass instead of keeping their outputs; exported, it runs over (B, H, W, C) tokens
-(:func:`token_layout_chain`).
+at a fixed size (:func:`token_layout_chain`).
 """
 from typing import Sequence, Tuple
 
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import is_exporting
+from .config import free_sizes, is_exporting
 from .conv_bn import conv_bn, fold_bn, foldable
 from .sync_batch_norm import sync_group, synced_batch_norm_backward, synced_batch_stats
 
@@ -138,7 +138,7 @@ def conv_bn_gelu_chain(x: torch.Tensor,
             params += [conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean,
                        norm.running_var]
         return ConvBNGELUChain.apply(x, tuple(stages), *params)
-    if is_exporting() and all(foldable(norm) for _, norm in pairs):
+    if is_exporting() and not free_sizes() and all(foldable(norm) for _, norm in pairs):
         return token_layout_chain(x, pairs)
     for conv, norm in pairs:
         x = conv_bn(x, conv, norm, 'gelu')
@@ -154,7 +154,8 @@ def token_layout_chain(x: torch.Tensor,
     256x192 went to them and to the GELUs on the reordered copies). Over tokens, a 1x1 conv is a
     MatMul over the channels and each GELU follows its MatMul; only the depthwise conv sees
     NCHW, one reorder in and one out, and the transposes between the block's tokens and this
-    chain's NCHW ends cancel in the exporter.
+    chain's NCHW ends cancel in the exporter. Fixed-size exports only: OpenVINO runs these 4-d
+    MatMuls over free sizes through its dynamic-shape path about 1.5x slower than the convs.
     """
     tokens = x.permute(0, 2, 3, 1)
     for conv, norm in pairs:
