@@ -234,7 +234,8 @@ def pose_case(args, runners, batch, files, eager):
 def table(cases, nodes) -> list:
     """Markdown rows of every case, and the goal checks."""
     lines = ['| input | model | file | runtime | ms | x reference\'s fixed file | x our eager '
-             '| nodes (file / after onnxruntime\'s optimizer) |', '|---|---|---|---|---|---|---|---|']
+             '| nodes (file / after onnxruntime\'s optimizer) |',
+             '|---|---|---|---|---|---|---|---|']
     goals = []
     for times, size, reference in cases:
         eager = ('this package', 'PyTorch eager', 'PyTorch')

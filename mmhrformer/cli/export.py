@@ -11,8 +11,8 @@ preprocessor receives it: (N, 3, H, W) float32, pixel values 0-255, BGR as ``mmc
 the graph normalises and swaps channels as the config says. ``--dynamic`` leaves batch, height and
 width free; without it every size in the graph is a constant. ``--cfg-options`` changes the config
 as in every OpenMMLab tool (``model.test_cfg.flip_test=False``: the shipped pose configs export
-with flip test, which doubles the cost). The file's ``metadata_props`` hold the input / output contract and the class or
-keypoint names; they are printed. The file is then run in onnxruntime at the export size (and,
+with flip test, which doubles the cost). The file's ``metadata_props`` hold the input / output
+contract and the class or keypoint names; they are printed. The file is then run in onnxruntime at the export size (and,
 with ``--dynamic``, at a second, odd size and batch) and compared with PyTorch: beyond float32
 rounding the export fails. On any problem: one line on stderr, exit status 2, no file written.
 See docs/deployment.md.
