@@ -2,6 +2,7 @@
 
     hrformer-demo IMAGE_OR_FOLDER CONFIG CHECKPOINT [--out-dir DIR] [--device cpu]
                   [--bboxes X1,Y1,X2,Y2 ...] [--kpt-thr 0.3] [--topk 5]
+                  [--cfg-options KEY=VALUE ...]
 
 (or ``python demo/image_demo.py ...`` from a clone). The config's ``default_scope`` picks the
 host and its inferencer: segmentation through ``MMSegInferencer`` (the class map blended over the
@@ -21,7 +22,7 @@ import numpy as np
 from ..apis import (DemoError, HostError, for_each_image, host_of, list_images, result_to_sample,
                     write)
 from ..checkpoint import CheckpointError, check_against_config
-from .args import ArgumentParser
+from .args import ArgumentParser, CfgOptions
 
 
 def parse_bboxes(values: Optional[List[str]]) -> Optional[np.ndarray]:
@@ -40,13 +41,12 @@ def parse_bboxes(values: Optional[List[str]]) -> Optional[np.ndarray]:
 
 
 def segment(images, config, checkpoint, out_dir: Path, device: str, meta: dict) -> List[str]:
-    from mmengine.config import Config
     from mmseg.apis import MMSegInferencer
 
     from ..deploy.onnx_export import dataset_meta_of
     # MMSeg's inferencer names the classes of a checkpoint without dataset_meta as Cityscapes';
     # the config's data set knows them (as the exported files do).
-    names = dataset_meta_of('mmseg', Config.fromfile(config), meta)
+    names = dataset_meta_of('mmseg', config, meta)
     known = {k: names[k] for k in ('classes', 'palette')} if names.get('palette') else {}
     inferencer = MMSegInferencer(model=config, weights=checkpoint, device=device, **known)
     if known:
@@ -111,6 +111,18 @@ def classify(images, config, checkpoint, out_dir: Path, device: str, topk: int) 
     return for_each_image(images, predict)
 
 
+def load_config(path: str, cfg_options: Optional[dict]):
+    """The config with ``--cfg-options`` merged in (``host_of`` has loaded it once already)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        try:
+            cfg.merge_from_dict(cfg_options)
+        except Exception as err:  # noqa: BLE001 - a key may run into any value
+            raise DemoError(f'--cfg-options: {type(err).__name__}: {err}') from None
+    return cfg
+
+
 def main(argv=None) -> int:
     parser = ArgumentParser(prog='hrformer-demo', description=__doc__.splitlines()[0])
     parser.add_argument('images', help='an image file or a folder of images')
@@ -124,6 +136,9 @@ def main(argv=None) -> int:
     parser.add_argument('--kpt-thr', type=float, default=0.3,
                         help='pose only: draw keypoints scoring at least this')
     parser.add_argument('--topk', type=int, default=5, help='classification only')
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptions, metavar='KEY=VALUE',
+                        help='override config settings, as OpenMMLab\'s tools: e.g. '
+                        'model.data_preprocessor.bgr_to_rgb=False')
     args = parser.parse_args(argv)
     try:
         images = list_images(args.images)
@@ -134,23 +149,24 @@ def main(argv=None) -> int:
         if not Path(args.checkpoint).is_file():
             raise DemoError(f'{args.checkpoint}: no such checkpoint file')
         host = host_of(args.config)
+        cfg = load_config(args.config, args.cfg_options)
         bboxes = parse_bboxes(args.bboxes)
         if bboxes is not None and host != 'mmpose':
             raise DemoError('--bboxes is for pose configs only')
         # Before any inferencer: they load non-strictly and would draw a random head.
         exported = args.checkpoint.endswith('.onnx')  # onnxruntime, no PyTorch model built
-        meta = {} if exported else check_against_config(args.config, args.checkpoint)
+        meta = {} if exported else check_against_config(cfg, args.checkpoint)
         if exported:
             from ..deploy.onnx_demo import run_exported
-            failures = run_exported(host, images, args.config, args.checkpoint, out_dir, bboxes,
+            failures = run_exported(host, images, cfg, args.checkpoint, out_dir, bboxes,
                                     args.kpt_thr, args.topk)
         elif host == 'mmseg':
-            failures = segment(images, args.config, args.checkpoint, out_dir, args.device, meta)
+            failures = segment(images, cfg, args.checkpoint, out_dir, args.device, meta)
         elif host == 'mmpose':
-            failures = estimate_pose(images, args.config, args.checkpoint, out_dir, args.device,
+            failures = estimate_pose(images, cfg, args.checkpoint, out_dir, args.device,
                                      bboxes, args.kpt_thr)
         else:
-            failures = classify(images, args.config, args.checkpoint, out_dir, args.device,
+            failures = classify(images, cfg, args.checkpoint, out_dir, args.device,
                                 args.topk)
     except (DemoError, HostError, CheckpointError) as err:
         print(f'hrformer-demo: error: {err}', file=sys.stderr)

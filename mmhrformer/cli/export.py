@@ -20,11 +20,9 @@ See docs/deployment.md.
 import sys
 from typing import Dict
 
-from mmengine.config import DictAction
-
 from ..apis import HostError
 from ..checkpoint import CheckpointError
-from .args import ArgumentParser
+from .args import ArgumentParser, CfgOptions
 
 
 def summary(props: Dict) -> str:
@@ -63,17 +61,6 @@ def shape(dims) -> str:
 
 def rounded(values) -> str:
     return '[' + ', '.join(f'{v:g}' for v in values) + ']'
-
-
-class CfgOptions(DictAction):
-    """MMEngine's ``DictAction`` (``KEY=VALUE``, values parsed as Python literals and lists),
-    with an item lacking ``KEY=`` a one-line error instead of a traceback."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        for item in values:
-            if not item.partition('=')[0] or '=' not in item:
-                parser.error(f'{option_string}: {item!r} is not KEY=VALUE')
-        super().__call__(parser, namespace, values, option_string)
 
 
 def main(argv=None) -> int:

@@ -20,7 +20,7 @@ from .graphs import TASKS, labels_of
 from .onnx_runtime import OnnxModel, OnnxRuntimeError
 
 
-def run_exported(host: str, images: List[Path], config: str, onnx_file: str, out_dir: Path,
+def run_exported(host: str, images: List[Path], config, onnx_file: str, out_dir: Path,
                  bboxes: Optional[np.ndarray], kpt_thr: float, topk: int) -> List[str]:
     """Predicts and draws every image with the exported file; returns one line per image that
     failed (as the demo's PyTorch paths do).
@@ -38,7 +38,7 @@ def run_exported(host: str, images: List[Path], config: str, onnx_file: str, out
     if exported != host:
         task = TASKS.get(exported, 'no task this demo knows')
         raise DemoError(f'{onnx_file}: exported for {task}, the config is for {TASKS[host]}')
-    cfg = Config.fromfile(config)
+    cfg = config if isinstance(config, Config) else Config.fromfile(config)
     init_default_scope(host)
     if host == 'mmseg':
         predict = segmenter(model, cfg, out_dir)

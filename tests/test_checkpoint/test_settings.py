@@ -132,11 +132,13 @@ def test_converted_files_carry_their_settings(official_tiny, tmp_path):
     assert meta['model_settings']['upsample_mode'] == 'nearest'
     path = tmp_path / 'ocrnet_t.pth'
     torch.save({'state_dict': state, 'meta': meta}, path)
+    # The quickstart's data and pipelines, openseg's OCR heads (512 / 256 channels).
+    cfg = Config.fromfile(str(SEG_T))
     model = ocrnet_cfg(dict(type='mmhrformer.HRFormer', arch='tiny'), 4, (18, 36, 72, 144))
-    model['data_preprocessor'] = dict(type='SegDataPreProcessor', bgr_to_rgb=True,
-                                      mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
+    cfg.model = Config(dict(model, data_preprocessor=cfg.model.data_preprocessor)).to_dict()
+    assert cfg.model.data_preprocessor.bgr_to_rgb
     config = tmp_path / 'ocrnet_hrformer-t_openseg.py'
-    Config(dict(default_scope='mmseg', model=model)).dump(str(config))
+    cfg.dump(str(config))
     with pytest.raises(CheckpointError) as err:
         check_against_config(str(config), str(path))
     assert str(err.value) == (
@@ -144,6 +146,14 @@ def test_converted_files_carry_their_settings(official_tiny, tmp_path):
         'normalised with RGB-ordered mean and std; this config has bgr_to_rgb=True: set '
         'model.data_preprocessor.bgr_to_rgb=False (in the config, or with --cfg-options)')
     check_against_config(str(config), str(path), {'model.data_preprocessor.bgr_to_rgb': False})
+    # The demo takes the same --cfg-options.
+    out = tmp_path / 'pictures'
+    image = ROOT / 'demo' / 'data' / 'tiny_seg' / 'img_dir' / 'val' / 'val_000.jpg'
+    assert demo.main([str(image), str(config), str(path), '--out-dir', str(out)]) == 2
+    assert not out.exists()
+    assert demo.main([str(image), str(config), str(path), '--out-dir', str(out), '--cfg-options',
+                      'model.data_preprocessor.bgr_to_rgb=False']) == 0
+    assert [p.name for p in out.iterdir()] == ['val_000_seg.png']
 
 
 def test_files_trained_here_carry_their_settings_in_their_config(tmp_path):
