@@ -19,8 +19,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..apis import (DemoError, HostError, for_each_image, host_of, list_images, result_to_sample,
-                    write)
+from ..apis import (DemoError, HostError, for_each_image, host_of, list_images, load_config,
+                    result_to_sample, write)
 from ..checkpoint import CheckpointError, check_against_config
 from .args import ArgumentParser, CfgOptions
 
@@ -111,18 +111,6 @@ def classify(images, config, checkpoint, out_dir: Path, device: str, topk: int) 
     return for_each_image(images, predict)
 
 
-def load_config(path: str, cfg_options: Optional[dict]):
-    """The config with ``--cfg-options`` merged in (``host_of`` has loaded it once already)."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        try:
-            cfg.merge_from_dict(cfg_options)
-        except Exception as err:  # noqa: BLE001 - a key may run into any value
-            raise DemoError(f'--cfg-options: {type(err).__name__}: {err}') from None
-    return cfg
-
-
 def main(argv=None) -> int:
     parser = ArgumentParser(prog='hrformer-demo', description=__doc__.splitlines()[0])
     parser.add_argument('images', help='an image file or a folder of images')
@@ -148,8 +136,8 @@ def main(argv=None) -> int:
             raise DemoError(f'--out-dir {out_dir}: {existing} is a file, not a folder')
         if not Path(args.checkpoint).is_file():
             raise DemoError(f'{args.checkpoint}: no such checkpoint file')
-        host = host_of(args.config)
         cfg = load_config(args.config, args.cfg_options)
+        host = host_of(cfg)
         bboxes = parse_bboxes(args.bboxes)
         if bboxes is not None and host != 'mmpose':
             raise DemoError('--bboxes is for pose configs only')

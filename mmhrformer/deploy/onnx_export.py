@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..apis.hosts import first_line
 from ..layers import fixed_size_export
 from ..version import __version__
 from . import metadata
@@ -66,27 +67,16 @@ def load_host_model(config: str, checkpoint: str, cfg_options: Optional[Dict] = 
         tuple: ``(host, cfg, model, checkpoint_meta)``.
 
     Raises:
-        HostError: The config is missing or names no host of this package.
+        HostError: The config is missing, does not load, takes no option given, or names no
+            host of this package.
         CheckpointError: The checkpoint is missing, foreign or does not fit the model.
     """
-    from mmengine.config import Config
     from mmengine.model import revert_sync_batchnorm
 
-    from ..apis import host_of
+    from ..apis import host_of, load_config
     from ..checkpoint import build_in_host, load_checked
-    if not Path(config).is_file():
-        raise ExportError(f'{config}: no such config file')
-    try:
-        cfg = Config.fromfile(config)
-    except Exception as err:  # noqa: BLE001 - a config is Python: it fails in every way
-        raise ExportError(f'{config}: not a config that loads ({type(err).__name__}: '
-                          f'{first_line(err, last=True)})') from None
-    if cfg_options:
-        try:
-            cfg.merge_from_dict(cfg_options)
-        except Exception as err:  # noqa: BLE001 - a key may run into any value
-            raise ExportError(f'--cfg-options: {first_line(err)}') from None
-    host = host_of(config)
+    cfg = load_config(config, cfg_options)
+    host = host_of(cfg)
     # As MMEngine's runner and the hosts' init_model build it: the top-level data preprocessor,
     # no training settings, no pretrained backbone (the checkpoint sets every weight).
     cfg.model.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
@@ -109,13 +99,6 @@ def plain(value):
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value
-
-
-def first_line(err: Exception, last: bool = False) -> str:
-    """One line of an exception's message (the last: a config's syntax error names its line
-    there), at most 200 characters."""
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or ['']
-    return (lines[-1] if last else lines[0])[:200]
 
 
 def dataset_meta_of(host: str, cfg, checkpoint_meta: Dict) -> Dict:
