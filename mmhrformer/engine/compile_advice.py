@@ -1,43 +1,105 @@
-"""Tells whoever turns on MMEngine's ``compile`` what it costs for HRFormer, before it is paid.
+"""The hook behind MMEngine's ``compile`` switch: compiled training in the form that pays.
 
-``torch.compile`` of an HRFormer model is correct (one graph per mode, no recompilation at a fixed
-input size), but on a CPU it does not pay: eager inference already runs oneDNN's fused kernels, and
-the compiled training step is slower than eager. Figures from ``benchmarks/backbone_speed.py
---compile`` (HRFormer-S, 4x3x256x192, fp32, 2-core x86 CPU, torch 2.14) are in :data:`CPU_FIGURES`.
-No GPU figures have been measured for this package yet.
+Every shipped config lists it (``custom_hooks``). MMEngine 0.10.7's ``Runner.train`` calls the
+hooks' ``before_run``, loads or resumes, then compiles ``model.train_step`` with the config's
+``compile`` (``Runner._maybe_compile``), then runs the loop, whose first call is ``before_train``.
+This hook takes ``compile`` out of the config in ``before_run`` (MMEngine then compiles nothing),
+and in ``before_train`` does what :func:`~mmhrformer.engine.compiled_training.plan_compile` decides
+for the device, saying so in one line: eager on a CPU for ``compile=True``; on CUDA the backbone,
+neck and heads compiled with inductor and replayed as CUDA graphs; a dict's options as given.
+``after_run`` puts ``compile`` back into the config.
 """
 import logging
 
+import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from torch.nn.parallel import DistributedDataParallel
 
 from ..registry import HOOKS
+from .compiled_training import compile_for_training, cudagraph_counts, plan_compile
 
-CPU_FIGURES = ('on a 2-core CPU (HRFormer-S, 4x3x256x192), compiling the training step took '
-               '486 s and the compiled step then ran 1.15x slower than eager (1831 vs 1594 ms); '
-               'inference compiled in 148 s and ran at eager speed (eager already fuses conv + BN '
-               '+ activation)')
+# CUDA graph trees warm up on a graph's first call and record on its second: by the end of the
+# third iteration every training graph has been replayed or skipped.
+REPORT_AFTER_ITERS = 3
 
 
 @HOOKS.register_module()
 class CompileAdviceHook(Hook):
-    """Logs a warning with the measured cost of ``torch.compile`` when the config turns it on.
+    """Applies the config's ``compile`` to training in the form that pays on the model's device.
 
-    The shipped configs include it (``custom_hooks``); it only reads the config and the model's
-    device, and changes nothing.
+    ``compile=True`` trains eager on a CPU (compiled training is slower there, after minutes of
+    compiling) and, on CUDA, compiles the model's backbone, neck and heads with
+    ``mode='reduce-overhead'`` (CUDA graphs); a dict of ``torch.compile`` options is applied as
+    given to the same parts. Compiled parts run compiled in training mode only. Under CUDA graphs,
+    DDP's per-forward buffer broadcast is turned off (pytorch#139207) and, after the first
+    iterations, a line says how many graphs were recorded as CUDA graphs and how many were not.
     """
 
     priority = 'VERY_LOW'
 
+    def __init__(self) -> None:
+        self._taken = None
+        self._plan = None
+        self._device = None
+        self._first_iter = None
+
     def before_run(self, runner) -> None:
-        compile_cfg = runner.cfg.get('compile', None)
-        if not compile_cfg:
+        self._device = next(runner.model.parameters()).device
+        self._plan = plan_compile(runner.cfg.get('compile', None), self._device.type)
+        if self._plan.message:
+            # Left in the config, MMEngine would compile the whole train_step after this hook.
+            self._taken = runner.cfg.compile
+            runner.cfg.compile = None
+
+    def before_train(self, runner) -> None:
+        if not self._plan.message:
             return
-        device = next(runner.model.parameters()).device.type
-        if device == 'cpu':
-            advice = (f'torch.compile is on and the model runs on the CPU: {CPU_FIGURES}. Expect '
-                      'no gain; `--cfg-options compile=False` turns it off.')
+        message = self._plan.message
+        if self._plan.options is not None:
+            parts = compile_for_training(runner.model, self._plan.options)
+            message += f' Compiled: {", ".join(parts)}.'
+            if self._plan.uses_cudagraphs:
+                self._keep_buffers_in_place(runner)
+        # On a CPU compiling does not pay: said as a warning, whether it compiles or not.
+        level = logging.WARNING if self._device.type == 'cpu' else logging.INFO
+        print_log(f'HRFormer: {message}', logger='current', level=level)
+        self._first_iter = runner.iter
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if self._plan.uses_cudagraphs:
+            # Outputs of the last step's graphs may now be overwritten: a new step begins.
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if (not self._plan.uses_cudagraphs or self._device.type != 'cuda'
+                or runner.iter + 1 != self._first_iter + REPORT_AFTER_ITERS):
+            return
+        recorded, skipped = cudagraph_counts(self._device.index)
+        if skipped:
+            print_log(f'HRFormer: CUDA graphs: {recorded} recorded, {skipped} compiled graphs run '
+                      'without them (kernels launched one by one, much slower); TORCH_LOGS='
+                      'cudagraphs names why.', logger='current', level=logging.WARNING)
         else:
-            advice = (f'torch.compile is on ({device}): the first iterations compile for minutes. '
-                      f'It has not been measured on a {device} for HRFormer yet; {CPU_FIGURES}.')
-        print_log(f'HRFormer: {advice}', logger='current', level=logging.WARNING)
+            print_log(f'HRFormer: CUDA graphs: {recorded} recorded and replayed, none skipped.',
+                      logger='current', level=logging.INFO)
+
+    def after_run(self, runner) -> None:
+        if self._plan is not None and self._plan.message:
+            runner.cfg.compile = self._taken
+
+    @staticmethod
+    def _keep_buffers_in_place(runner) -> None:
+        model = runner.model
+        if not isinstance(model, DistributedDataParallel):
+            return
+        # torch >= 2.12 names DDP's per-forward buffer broadcast forward_sync_buffers.
+        flag = 'forward_sync_buffers' if hasattr(model, 'forward_sync_buffers') else (
+            'broadcast_buffers')
+        if getattr(model, flag):
+            setattr(model, flag, False)
+            print_log(
+                f'HRFormer: DDP {flag} turned off for CUDA graphs (BN under DDP\'s buffer '
+                'broadcast made reduce-overhead skip them, pytorch#139207); BN statistics stay '
+                'per process as with MMEngine\'s default wrapper (SyncBN keeps them equal, '
+                'SyncBuffersHook averages plain BN\'s).', logger='current', level=logging.WARNING)
