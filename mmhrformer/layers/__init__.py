@@ -8,6 +8,7 @@
 ``attention``               scaled dot-product attention, a faster path for a learned mask
 ``derived_weights``         weights derived from parameters, kept between inference calls
 ``conv_bn_gelu``            the FFN's conv-BN-GELU chain, memory-lean in training
+``crop``                    cropping padded tokens in one copy
 ``sync_batch_norm``         SyncBatchNorm statistics and gradients for that chain
 ``bottleneck``              the ResNet bottleneck (backbone stage 1, cls neck)
 ``relative_position``       relative position bias index and window resizing
@@ -20,6 +21,7 @@ from .config import (fixed_size_export, free_sizes, is_capturing, is_exporting, 
                      shape_of, use_fused_kernels)
 from .conv_bn import ConvNormSequential, conv_bn, fold_bn
 from .conv_bn_gelu import ConvBNGELUChain, conv_bn_gelu_chain
+from .crop import crop_tokens
 from .derived_weights import derived
 from .drop_path import DropPath
 from .norm import build_norm
@@ -27,7 +29,7 @@ from .relative_position import relative_position_index, resize_rpe_table
 
 __all__ = [
     'Bottleneck', 'ConvBNGELUChain', 'ConvNormSequential', 'DropPath', 'attention', 'build_norm',
-    'conv_bn', 'conv_bn_gelu_chain', 'derived', 'fixed_size_export', 'fold_bn', 'free_sizes',
+    'conv_bn', 'conv_bn_gelu_chain', 'crop_tokens', 'derived', 'fixed_size_export', 'fold_bn', 'free_sizes',
     'is_capturing', 'is_exporting', 'relative_position_index', 'resize_rpe_table',
     'set_fused_kernels', 'shape_of', 'use_fused_kernels'
 ]

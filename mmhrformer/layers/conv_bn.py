@@ -13,9 +13,27 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import onednn
+from .config import is_exporting
 from .derived_weights import derived
 
 ACTIVATIONS = {'relu': F.relu, 'gelu': F.gelu}
+
+
+def elementwise(fn, *tensors: torch.Tensor) -> torch.Tensor:
+    """``fn(*tensors)`` for an elementwise ``fn``, run over 1-d views where all are channels_last.
+
+    ATen's GELU kernels take about 1.7x as long over a 4-d channels_last tensor as over the same
+    memory seen as 1-d (measured at the FFN's shapes); the result is the same. Exported graphs
+    get the plain op (the views would be Transpose and Reshape nodes).
+    """
+    first = tensors[0]
+    if not is_exporting() and first.dim() == 4 and not first.is_contiguous() and all(
+            t.shape == first.shape and t.is_contiguous(memory_format=torch.channels_last)
+            for t in tensors):
+        n, c, h, w = first.shape
+        out = fn(*(t.permute(0, 2, 3, 1).reshape(-1) for t in tensors))
+        return out.view(n, h, w, c).permute(0, 3, 1, 2)
+    return fn(*tensors)
 
 
 def fold_bn(conv: nn.Conv2d, norm: _BatchNorm) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -49,7 +67,7 @@ def conv_bn(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module, activation: Optio
         out = F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
     if residual is not None:
         out = out + residual
-    return out if activation is None else ACTIVATIONS[activation](out)
+    return out if activation is None else elementwise(ACTIVATIONS[activation], out)
 
 
 class ConvNormSequential(nn.Sequential):

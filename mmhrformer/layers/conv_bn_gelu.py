@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import free_sizes, is_exporting
-from .conv_bn import conv_bn, fold_bn, foldable
+from .conv_bn import conv_bn, elementwise, fold_bn, foldable
 from .sync_batch_norm import sync_group, synced_batch_norm_backward, synced_batch_stats
 
 
@@ -33,7 +33,7 @@ class ConvBNGELUChain(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, stages, *params):
-        conv_outs, stats, counts = [], [], []
+        conv_outs, means, invstds, counts = [], [], [], []
         h = x
         for i, (stride, padding, groups, momentum, eps, group) in enumerate(stages):
             weight, bias, norm_weight, norm_bias, running_mean, running_var = params[6 * i:][:6]
@@ -45,13 +45,15 @@ class ConvBNGELUChain(torch.autograd.Function):
             else:
                 mean, invstd, count = synced_batch_stats(z, running_mean, running_var, momentum,
                                                           eps, group)
-                y = _batch_norm_apply(z, mean, invstd, norm_weight, norm_bias)
-            h = _elementwise(F.gelu, y)
+                scale = invstd * norm_weight
+                y = _batch_norm_apply(z, scale, torch.addcmul(norm_bias, mean, scale, value=-1))
+            h = elementwise(F.gelu, y)
             conv_outs.append(z)
-            stats += [mean, invstd]
+            means.append(mean)
+            invstds.append(invstd)
             counts.append(count)
         ctx.stages, ctx.counts = stages, counts
-        ctx.save_for_backward(x, *conv_outs, *stats, *params)
+        ctx.save_for_backward(x, *conv_outs, *means, *invstds, *params)
         return h
 
     @staticmethod
@@ -59,17 +61,21 @@ class ConvBNGELUChain(torch.autograd.Function):
         n = len(ctx.stages)
         saved = ctx.saved_tensors
         x, conv_outs = saved[0], saved[1:n + 1]
-        stats, params = saved[n + 1:3 * n + 1], saved[3 * n + 1:]
+        means, invstds, params = saved[n + 1:2 * n + 1], saved[2 * n + 1:3 * n + 1], saved[3 * n + 1:]
         needs = ctx.needs_input_grad[2:]  # per parameter, after x and stages
         grads = [None] * len(params)
+        # The norms' per-channel affine maps, all stages in two (multi-tensor) ops instead of
+        # three each: scale = invstd * weight, shift = bias - mean * scale.
+        scales = torch._foreach_mul(list(invstds), [params[6 * i + 2] for i in range(n)])
+        shifts = torch._foreach_addcmul([params[6 * i + 3] for i in range(n)], list(means), scales,
+                                        value=-1)
         norm_out = None  # the recomputed norm output of the stage being differentiated
         for i in reversed(range(n)):
             stride, padding, groups, _, eps, group = ctx.stages[i]
-            weight, bias, norm_weight, norm_bias = params[6 * i:6 * i + 4]
-            z, (mean, invstd) = conv_outs[i], stats[2 * i:2 * i + 2]
-            y = norm_out if norm_out is not None else _batch_norm_apply(z, mean, invstd,
-                                                                        norm_weight, norm_bias)
-            grad_y = _elementwise(torch.ops.aten.gelu_backward, grad, y.to(grad.dtype))
+            weight, bias, norm_weight = params[6 * i:6 * i + 3]
+            z, mean, invstd = conv_outs[i], means[i], invstds[i]
+            y = norm_out if norm_out is not None else _batch_norm_apply(z, scales[i], shifts[i])
+            grad_y = elementwise(torch.ops.aten.gelu_backward, grad, y.to(grad.dtype))
             if group is None:
                 grad_z, grad_nw, grad_nb = torch.ops.aten.native_batch_norm_backward(
                     grad_y, z, norm_weight, None, None, mean, invstd, True, eps,
@@ -79,9 +85,8 @@ class ConvBNGELUChain(torch.autograd.Function):
                     grad_y, z, mean, invstd, norm_weight, ctx.counts[i], group)
             grads[6 * i + 2], grads[6 * i + 3] = grad_nw, grad_nb
             if i > 0:
-                z_in, (mean_in, invstd_in) = conv_outs[i - 1], stats[2 * i - 2:2 * i]
-                norm_out = _batch_norm_apply(z_in, mean_in, invstd_in, *params[6 * i - 4:6 * i - 2])
-                conv_in = _elementwise(F.gelu, norm_out).to(z.dtype)
+                norm_out = _batch_norm_apply(conv_outs[i - 1], scales[i - 1], shifts[i - 1])
+                conv_in = elementwise(F.gelu, norm_out).to(z.dtype)
             else:
                 conv_in = x.to(z.dtype)  # autocast ran the first conv in z's dtype
             grad, grad_w, grad_b = torch.ops.aten.convolution_backward(
@@ -95,42 +100,27 @@ class ConvBNGELUChain(torch.autograd.Function):
         return (grad_x, None, *grads)
 
 
-def _elementwise(fn, *tensors: torch.Tensor) -> torch.Tensor:
-    """``fn(*tensors)`` for an elementwise ``fn``, run over 1-d views where all are channels_last.
-
-    ATen's GELU kernels take about 1.7x as long over a 4-d channels_last tensor as over the same
-    memory seen as 1-d (measured at the FFN's shapes); the result is the same.
-    """
-    first = tensors[0]
-    if first.dim() == 4 and not first.is_contiguous() and all(
-            t.shape == first.shape and t.is_contiguous(memory_format=torch.channels_last)
-            for t in tensors):
-        n, c, h, w = first.shape
-        out = fn(*(t.permute(0, 2, 3, 1).reshape(-1) for t in tensors))
-        return out.view(n, h, w, c).permute(0, 3, 1, 2)
-    return fn(*tensors)
-
-
-def _batch_norm_apply(z, mean, invstd, weight, bias) -> torch.Tensor:
-    """The training-mode norm output from its input and batch statistics, in one pass."""
-    scale = invstd * weight
-    shift = bias - mean * scale
+def _batch_norm_apply(z, scale, shift) -> torch.Tensor:
+    """The training-mode norm output ``z * scale + shift`` (per channel), in one pass."""
     shape = (1, -1, 1, 1)
     return torch.addcmul(shift.to(z.dtype).view(shape), z, scale.to(z.dtype).view(shape))
 
 
-def conv_bn_gelu_chain(x: torch.Tensor,
-                       pairs: Sequence[Tuple[nn.Conv2d, nn.Module]]) -> torch.Tensor:
+def conv_bn_gelu_chain(x: torch.Tensor, pairs: Sequence[Tuple[nn.Conv2d, nn.Module]],
+                       recompute: bool = True) -> torch.Tensor:
     """``gelu(norm(conv(x)))`` for each (conv, norm) pair in turn.
 
-    At inference every norm is folded into its conv; in training with ``nn.BatchNorm2d`` or
-    ``nn.SyncBatchNorm`` the chain runs as :class:`ConvBNGELUChain`, which keeps about half the
-    activations. The convs have square stride and padding and no dilation (the FFN's).
+    At inference every norm is folded into its conv. In training with ``recompute`` and
+    ``nn.BatchNorm2d`` / ``nn.SyncBatchNorm`` norms, the chain runs as :class:`ConvBNGELUChain`,
+    which keeps about half the activations for 7 more small ops per chain in the backward pass;
+    without ``recompute``, as separate autograd ops. The convs have square stride and padding
+    and no dilation (the FFN's).
     """
-    if torch.is_grad_enabled() and all(_chainable(norm) for _, norm in pairs):
+    if recompute and torch.is_grad_enabled() and all(_chainable(norm) for _, norm in pairs):
+        # One multi-tensor op counts the batch for every norm of the chain (three kernels else).
+        torch._foreach_add_([norm.num_batches_tracked for _, norm in pairs], 1)
         stages, params = [], []
         for conv, norm in pairs:
-            norm.num_batches_tracked.add_(1)
             momentum = (1.0 / float(norm.num_batches_tracked)
                         if norm.momentum is None else norm.momentum)
             stages.append((conv.stride[0], conv.padding[0], conv.groups, momentum, norm.eps,

@@ -1,9 +1,15 @@
 """Attention with a learned additive mask: the written-out training path against SDPA."""
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from mmhrformer.layers import attention
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'benchmarks'))
+from launch_count import DeviceOpCounter  # noqa: E402
 
 
 # Mask shapes the backbone makes: the relative position bias alone (1, heads, N, N), and with the
@@ -28,14 +34,23 @@ def test_learned_mask_path_matches_sdpa_values_and_gradients(mask_shape):
     torch.testing.assert_close(inputs[3].grad[finite], reference[3].grad[finite])
 
 
-def test_other_cases_call_sdpa():
-    """Without a gradient to the mask (inference, a fixed mask) SDPA's kernels run unchanged."""
+def test_fused_kernels_run_unchanged():
+    """Where SDPA picks a fused kernel (on a CPU: flash attention, the mask needing no gradient),
+    it runs as SDPA, bit for bit."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 4, 2, 9, 4).unbind(0)
+    fixed = torch.randn(1, 2, 9, 9)
+    assert torch.equal(attention(q, k, v, fixed),
+                       F.scaled_dot_product_attention(q, k, v, attn_mask=fixed))
+
+
+def test_written_out_where_sdpa_would_fall_back_to_its_math_path():
+    """A learned mask has no fused kernel on a CPU: the written-out form runs, without SDPA's
+    separate k scaling and "safe" softmax."""
     torch.manual_seed(0)
     q, k, v = torch.randn(3, 4, 2, 9, 4).unbind(0)
     mask = torch.randn(1, 2, 9, 9, requires_grad=True)
-    with torch.no_grad():
-        assert torch.equal(attention(q, k, v, mask),
-                           F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
-    fixed = mask.detach()
-    assert torch.equal(attention(q, k, v, fixed),
-                       F.scaled_dot_product_attention(q, k, v, attn_mask=fixed))
+    with DeviceOpCounter() as counter:
+        attention(q, k, v, mask)
+    assert counter.counts['_safe_softmax'] == 0 and counter.counts['_softmax'] == 1
+    assert counter.counts['mul'] == 1, counter.counts  # q only
