@@ -41,8 +41,11 @@ Usage:
 import argparse
 import contextlib
 import copy
+import gc
 import json
+import logging
 import math
+import os
 import platform
 import signal
 import statistics
@@ -91,15 +94,15 @@ def hide_transformers():
 hide_transformers()
 
 from backbone_speed import (build_pair, count_flops, elapsed, in_eval,  # noqa: E402
-                            interleaved, max_abs_diff, mmpose_hrnet_w32, shape_of, timed_row,
-                            train_step_fn, trained_like)
+                            interleaved, max_abs_diff, mmpose_hrformer, mmpose_hrnet_w32,
+                            shape_of, sync, timed_row, train_step_fn, trained_like)
 
 import builders  # noqa: E402
 from mmhrformer import HRFormer  # noqa: E402
 from mmhrformer.layers import conv_bn  # noqa: E402
 from mmhrformer.models.backbones.hrformer import ConvFFN  # noqa: E402
 
-SECTIONS = ('env', 'correct', 'amp', 'backbone', 'ocrnet', 'profile', 'compile')
+SECTIONS = ('train', 'env', 'correct', 'amp', 'backbone', 'ocrnet', 'profile', 'compile')
 COLUMNS = ('section', 'what', 'setting', 'reference', 'reference value', 'mmhrformer value',
            'ratio (spread)', 'check', 'published (V100)', 'note')
 SEG_CONFIGS = {
@@ -204,9 +207,10 @@ class Budget:
     def left(self) -> float:
         return self.end - time.perf_counter()
 
-    def need(self, table, section, what):
-        """Raises :class:`OutOfBudget` unless the next row of ``section`` fits."""
-        need = table.longest(section) or FIRST_ROW_S[section]
+    def need(self, table, section, what, seconds=None):
+        """Raises :class:`OutOfBudget` unless the next row of ``section`` fits (``seconds``: its
+        own estimate)."""
+        need = seconds or table.longest(section) or FIRST_ROW_S[section]
         if self.left() < need:
             raise OutOfBudget(f'{what}: {max(self.left(), 0):.0f} s of the budget left, about '
                               f'{need:.0f} s needed')
@@ -236,7 +240,7 @@ class Budget:
 # comparisons, now with a float64 run each; amp 44.6 s for 3 Runner runs; backbone: over 260 s
 # for 21 rows, about 15 s per timed row with its cuDNN autotuning; ocrnet 128.7 s for 3 blocks;
 # profile 21.4 s). Later rows are expected to take as long as the longest one so far.
-FIRST_ROW_S = dict(env=2, correct=20, amp=20, backbone=30, ocrnet=60, profile=25, compile=60)
+FIRST_ROW_S = dict(train=60, env=2, correct=20, amp=20, backbone=30, ocrnet=60, profile=25, compile=60)
 GRACE_S = 30
 
 
@@ -1003,9 +1007,660 @@ def section_compile(args, table, ctx):
                   f' s; {result["frames"]} frame(s), {result["graphs"]} graph(s)')
 
 
+# ---- train ---------------------------------------------------------------------------------
+# Issue #29: the training step eager, compiled and compiled with CUDA graphs, ours against the
+# references each in its own modes (their users can compile too). Compiling costs minutes of one
+# CPU core per model and mode while the GPU idles, so the compiles run in parallel child
+# processes (--train-jobs at a time) and only their timed parts take turns: a child times its
+# steps holding a lock file, moved onto cores that no compiling process uses.
+
+TRAIN_MODELS = {  # key: (input group, label in a full run, label in the dry run)
+    'S': ('pose', 'HRFormer-S', 'HRFormer micro'),
+    'MMPose-S': ('pose', 'MMPose HRFormer-S', 'MMPose HRFormer-T'),
+    'W32': ('pose', 'MMPose HRNet-W32', 'MMPose HRNet-W32'),
+    'OCR-S': ('seg', 'OCRNet-HRFormer-S', 'OCRNet-HRFormer micro'),
+    'W48': ('seg', 'MMSeg OCRNet-HRNetV2p-W48', 'MMSeg OCRNet-HRNetV2p-W18-Small'),
+}
+# The dry run's stand-in for ours: the smallest HRFormer (one module a stage), so that dynamo
+# traces the training step in seconds on a CPU (HRFormer-T: 22 s, this one 11 s with
+# backend='eager'; aot_eager took 72 s and 37 s).
+MICRO_ARCH = dict(num_modules=(1, 1, 1), channels=(8, 16, 32, 64), num_heads=(1, 1, 2, 2))
+W18S_CONFIG = 'configs/ocrnet/ocrnet_hr18s_4xb2-80k_cityscapes-512x1024.py'  # dry run's W48
+TRAIN_GROUPS = ('fp32', 'amp', 'ddp', 'runner')
+MODE_LABELS = {'eager': 'eager', 'default': 'torch.compile (default)',
+               'reduce-overhead': "torch.compile 'reduce-overhead' (CUDA graphs)"}
+# The goals of issue #29 (H200, fp32): (reference, ours, which modes, at least this ratio).
+TRAIN_GOALS = (('W32', 'S', 'fastest', 1.5), ('MMPose-S', 'S', 'fastest', 2.0),
+               ('MMPose-S', 'S', 'eager', 1.1), ('W48', 'OCR-S', 'fastest', 1.2))
+# Seconds a job is expected to need before its first result on the H200 (estimates: no compile
+# of these models was ever timed on a GPU; the CPU's took 486 s for S). A job starts only when
+# the budget has that much left; it is cut at the budget's end, keeping the results it printed.
+TRAIN_JOB_S = dict(eager=60, compiled=150, ddp=150, runner=90)
+
+
+def train_label(args, key) -> str:
+    return TRAIN_MODELS[key][2 if args.quick else 1]
+
+
+def train_jobs(args) -> list:
+    """The section's jobs in the order they start: eager first (no compile), then each model's
+    compiled modes (ours first), fp32 before AMP, then DDP and the host's Runner."""
+    groups, jobs = args.train_groups, []
+    dtypes = [d for d, g in (('fp32', 'fp32'), ('bf16', 'amp')) if g in groups
+              and (d == 'fp32' or args.device == 'cuda')]  # a CPU has no fast bf16 kernels
+    if dtypes:
+        jobs.append(dict(kind='eager', dtypes=dtypes))
+    # The dry run compiles in the DDP job only (its dynamo trace alone is 20 s on a CPU): the
+    # one-process jobs share all but the wrapper with it.
+    compiled = () if args.quick else ('S', 'OCR-S', 'W32', 'W48')
+    for dtype in dtypes:
+        jobs += [dict(kind='compiled', model=m, dtype=dtype) for m in compiled]
+    if 'ddp' in groups:
+        # MMEngine's default first (Runner.wrap_model: broadcast_buffers=False)
+        jobs.append(dict(kind='ddp', model='OCR-S', dtype='fp32', broadcast_buffers=[False, True]))
+    if 'runner' in groups:
+        jobs.append(dict(kind='runner', dtype='fp32'))
+    return jobs
+
+
+def compile_options(args, mode) -> dict:
+    """``torch.compile`` options of a mode (the dry run on a CPU: dynamo alone)."""
+    if args.compile_backend != 'inductor':
+        return dict(backend=args.compile_backend, dynamic=False)
+    return dict(dynamic=False) if mode == 'default' else dict(mode=mode, dynamic=False)
+
+
+def train_modes(args) -> list:
+    """Compiled modes: CUDA graphs first (the likely fastest; the default then finds the Triton
+    kernels compiled); on a CPU only the default (CUDA graphs need CUDA)."""
+    return ['reduce-overhead', 'default'] if args.device == 'cuda' else ['default']
+
+
+def train_model(args, key, device):
+    """(model, make_step) of a model of the section: ``make_step(model, dtype)`` is one training
+    step as its users run it (a backbone: forward, a loss, backward, fused AdamW; a host model:
+    its ``train_step`` with MMEngine's optimizer wrapper)."""
+    torch.manual_seed(0)
+    group = TRAIN_MODELS[key][0]
+    if group == 'pose':
+        if key == 'S':
+            model = HRFormer(arch=MICRO_ARCH if args.quick else 'small')
+        elif key == 'MMPose-S':
+            model = mmpose_hrformer(args.archs[0])
+        else:
+            model = mmpose_hrnet_w32()
+        model = trained_like(model).to(device)
+        x = torch.randn(args.pose_batch, 3, *args.pose_hw, device=device)
+        return model, lambda m, dtype: train_step_fn(m, x, device, dtype), shape_of(x)
+    hw = args.seg_train_hw
+    if key == 'W48':
+        cfg = model_cfg(mmseg_config(W18S_CONFIG if args.quick else W48_CONFIG),
+                        keep_randomness=True)
+    elif args.quick:
+        cfg = model_cfg(ROOT / QUICKSTART, keep_randomness=True)
+        cfg.backbone.arch = MICRO_ARCH
+        for head in cfg.decode_head:  # the batches have Cityscapes' 19 classes
+            head.in_channels, head.num_classes = list(MICRO_ARCH['channels']), 19
+    else:
+        cfg = model_cfg(ROOT / SEG_CONFIGS['S'], keep_randomness=True)
+    cfg.data_preprocessor.size = tuple(hw)
+    model = builders.randomize_bn(build('mmseg', cfg)).to(device)
+    inputs, samples = builders.seg_batch(19, n=2, size=hw)
+    data = dict(inputs=[(255 * img).to(torch.uint8) for img in inputs], data_samples=samples)
+    return model, lambda m, dtype: host_step(m, data, device, dtype), f'2x3x{hw[0]}x{hw[1]}'
+
+
+class CudagraphLog(logging.Handler):
+    """Collects inductor's warnings about CUDA graphs ("skipping cudagraphs due to mutated
+    inputs (27 instances)"): the reason a 'reduce-overhead' graph launches kernels one by one."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines = []
+
+    def emit(self, record):
+        line = record.getMessage().splitlines()[0]
+        if 'cudagraph' in line.lower() and line[:150] not in self.lines:
+            self.lines.append(line[:150])
+
+
+def launches(step, device):
+    """Kernel and CUDA graph launches of one call of ``step`` (None without CUDA): whether the
+    graphs were replayed, and how many launches are left around them."""
+    if device != 'cuda':
+        return None
+    from torch.profiler import ProfilerActivity, profile
+    torch.cuda.synchronize()
+    try:
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            step()
+            torch.cuda.synchronize()
+    except RuntimeError as e:  # the profiler is a witness, not the measurement
+        return dict(error=first_line(e))
+    counts = dict(kernels=0, graphs=0)
+    for e in prof.key_averages():
+        if 'GraphLaunch' in e.key:
+            counts['graphs'] += e.count
+        elif 'LaunchKernel' in e.key:
+            counts['kernels'] += e.count
+    return counts
+
+
+def first_line(e) -> str:
+    return f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'[:200]
+
+
+def first_calls(step, model, device, calls=3):
+    """Seconds of the first call (the compile, or cuDNN's tuning) and the peak memory of the
+    first ``calls`` (CUDA graph trees record on the second or third; replays allocate nothing):
+    the weights, AdamW's state, gradients, activations and the graphs' pool. None on a CPU."""
+    cuda = device == 'cuda'
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    t0 = time.perf_counter()
+    step()
+    sync(device)
+    first = time.perf_counter() - t0
+    for _ in range(calls - 1 if cuda else 0):
+        step()
+    if not cuda:
+        return first, None
+    torch.cuda.synchronize()
+    return first, torch.cuda.max_memory_allocated() - base + param_bytes(model)
+
+
+class Turns:
+    """One child times its steps at a time (an flock on the parent's lock file), on the cores
+    kept free of compiling processes; the rest of the time it runs on the others."""
+
+    def __init__(self, args):
+        self.path = args.train_lock
+        split = args.train_cores.split('/') if args.train_cores else None
+        self.timing, self.compiling = ([set(map(int, s.split(','))) for s in split] if split
+                                       else (None, None))
+        self.pin(self.compiling)
+
+    @staticmethod
+    def pin(cores):
+        if not cores:
+            return
+        for tid in os.listdir('/proc/self/task'):  # every thread: autograd's device thread too
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(int(tid), cores)
+
+    @contextlib.contextmanager
+    def timing_turn(self):
+        if not self.path:
+            yield
+            return
+        import fcntl
+        with open(self.path, 'a') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.pin(self.timing)
+            try:
+                yield
+            finally:
+                self.pin(self.compiling)
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def emit(kind, **result):
+    """One result line for the parent (it reads them while the child still runs)."""
+    print(f'TRAIN_{kind} ' + json.dumps(result), flush=True)
+
+
+def measure_compiled(args, turns, key, dtype, mode, eager_step, step, model, shape, extra=None):
+    """Times a compiled step against the eager one and prints its result."""
+    from torch._dynamo.utils import counters
+
+    from mmhrformer.engine import cudagraph_counts
+    device = args.device
+    emit('PHASE', what=f'compiling {mode}')
+    first, memory = first_calls(step, model, device)
+    with turns.timing_turn():
+        times = interleaved({'compiled': step, 'eager': eager_step}, device, args.warmup,
+                            args.repeats)
+        launch = launches(step, device)
+    recorded, skipped = cudagraph_counts() if device == 'cuda' else (0, 0)
+    emit('RESULT', model=key, dtype=dtype, mode=mode, times=times['compiled'],
+         eager=times['eager'], first=first, memory=memory, launches=launch, shape=shape,
+         recorded=recorded, skipped=skipped, log=CUDAGRAPH_LOG.lines[:3],
+         frames=counters['frames']['ok'], graphs=counters['stats']['unique_graphs'],
+         breaks=sum(counters['graph_break'].values()), **(extra or {}))
+    CUDAGRAPH_LOG.lines.clear()
+
+
+def reset_compiled(device):
+    """Forgets what was compiled (and the CUDA graphs' pool) before the next mode."""
+    from torch._dynamo.utils import counters
+    torch._dynamo.reset()
+    counters.clear()
+    gc.collect()
+    if device == 'cuda':
+        torch.cuda.empty_cache()
+
+
+def job_eager(args, turns, job):
+    """Every model eager, each input group's models interleaved, per precision."""
+    device = args.device
+    for group in ('pose', 'seg'):
+        built = {k: train_model(args, k, device) for k, v in TRAIN_MODELS.items()
+                 if v[0] == group}
+        for dtype in job['dtypes']:
+            amp = None if dtype == 'fp32' else torch.bfloat16
+            steps = {k: make(m, amp) for k, (m, make, _) in built.items()}
+            firsts = {k: first_calls(steps[k], built[k][0], device) for k in steps}
+            with turns.timing_turn():
+                times = interleaved(steps, device, args.warmup, args.repeats)
+                counts = {k: launches(steps[k], device) for k in steps}
+            for k in steps:
+                emit('RESULT', model=k, dtype=dtype, mode='eager', times=times[k],
+                     eager=times['S' if group == 'pose' else 'OCR-S'], first=firsts[k][0],
+                     memory=firsts[k][1], launches=counts[k], shape=built[k][2])
+        built = steps = None
+        gc.collect()
+
+
+def job_compiled(args, turns, job):
+    """One model in one precision, each compiled mode against its eager step."""
+    device, key, dtype = args.device, job['model'], job['dtype']
+    amp = None if dtype == 'fp32' else torch.bfloat16
+    model, make, shape = train_model(args, key, device)
+    for mode in train_modes(args):
+        reset_compiled(device)
+        options = compile_options(args, mode)
+        if TRAIN_MODELS[key][0] == 'pose':
+            twin, compiled = model, torch.compile(model, **options)
+        else:  # the host's parts, as MMEngine's compile=True now does (CompileAdviceHook)
+            from mmhrformer.engine import compile_for_training
+            twin, compiled = model, copy.deepcopy(model)
+            compile_for_training(compiled, options)
+        measure_compiled(args, turns, key, dtype, mode, make(twin, amp), make(compiled, amp),
+                         model, shape)
+        compiled = None
+
+
+def job_ddp(args, turns, job):
+    """The host model in MMEngine's MMDistributedDataParallel, one process (NCCL; gloo on a
+    CPU), its parts compiled as CompileAdviceHook compiles a wrapped model, per broadcast_buffers:
+    whether CUDA graphs survive DDP (pytorch#139207: skipped for training-mode BatchNorm under
+    DDP, "mutated inputs", more than 10x slower)."""
+    import torch.distributed as dist
+    from mmengine.model import MMDistributedDataParallel
+
+    from mmhrformer.engine import compile_for_training
+    device, key = args.device, job['model']
+    cuda = device == 'cuda'
+    with tempfile.TemporaryDirectory() as tmp:  # a file rendezvous: no port to collide on
+        dist.init_process_group('nccl' if cuda else 'gloo', init_method=f'file://{tmp}/pg',
+                                rank=0, world_size=1)
+        try:
+            model, make, shape = train_model(args, key, device)
+            mode = train_modes(args)[0]
+            compiled = copy.deepcopy(model)
+            compile_for_training(compiled, compile_options(args, mode))
+            for broadcast in job['broadcast_buffers']:
+                wrap = dict(device_ids=[torch.cuda.current_device()] if cuda else None,
+                            broadcast_buffers=broadcast)
+                eager = MMDistributedDataParallel(module=model, **wrap)
+                wrapped = MMDistributedDataParallel(module=compiled, **wrap)
+                measure_compiled(args, turns, key, job['dtype'], mode, make(eager, None),
+                                 make(wrapped, None), model, shape,
+                                 extra=dict(ddp=broadcast))
+                eager = wrapped = None  # their reducers go with them
+                gc.collect()
+        finally:
+            dist.destroy_process_group()
+
+
+def job_runner(args, turns, job):
+    """The quickstart config through MMSeg's Runner with ``compile=True`` (what
+    CompileAdviceHook makes of it on this device) against the same run eager: seconds per
+    iteration after the warm-up, and the CUDA graphs recorded and skipped."""
+    from mmhrformer.engine import cudagraph_counts
+    iters = args.runner_iters
+    seconds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for compiled in (False, True):
+            emit('PHASE', what=f'Runner compile={compiled}')
+            reset_compiled(args.device)
+            with turns.timing_turn() if not compiled else contextlib.nullcontext():
+                runner, times = runner_run(args, Path(tmp), compiled, iters)
+            seconds[compiled] = times
+            runner = None
+    recorded, skipped = cudagraph_counts() if args.device == 'cuda' else (0, 0)
+    warm = args.runner_warmup
+    emit('RESULT', model='runner', dtype='fp32', mode='compile=True', times=seconds[True][warm:],
+         eager=seconds[False][warm:], first=seconds[True][0], memory=None, launches=None,
+         shape=f'{args.runner_batch}x3x{args.runner_hw}x{args.runner_hw}', recorded=recorded,
+         skipped=skipped, log=CUDAGRAPH_LOG.lines[:3], iters=iters)
+
+
+def runner_run(args, work_dir, compiled, iters):
+    """Seconds of each iteration of the quickstart config's Runner, compile on or off."""
+    from mmengine.config import Config
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(str(ROOT / QUICKSTART))
+    name = f'gpu_check_runner_{"compiled" if compiled else "eager"}'
+    cfg.work_dir, cfg.experiment_name = str(work_dir / name), name
+    cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = iters
+    for key in ('val_dataloader', 'val_cfg', 'val_evaluator', 'test_dataloader', 'test_cfg',
+                'test_evaluator'):
+        cfg[key] = None
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.pop('visualization', None)
+    cfg.default_hooks.logger.interval = iters
+    cfg.visualizer.name = name
+    cfg.log_level = 'WARNING'
+    cfg.train_dataloader.batch_size = args.runner_batch
+    size = (args.runner_hw, args.runner_hw)
+    cfg.model.data_preprocessor.size = size
+    for t in cfg.train_dataloader.dataset.pipeline:  # the tiny set's 64x64 images, scaled up
+        if t['type'] == 'RandomResize':
+            t['scale'] = size
+        elif t['type'] == 'RandomCrop':
+            t['crop_size'] = size
+    cfg.env_cfg.cudnn_benchmark = True
+    cfg.compile = compiled
+    times = []
+
+    class IterSeconds(Hook):
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            sync(args.device)
+            self.t0 = time.perf_counter()
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            sync(args.device)
+            times.append(time.perf_counter() - self.t0)
+
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(IterSeconds(), priority='VERY_LOW')
+    runner.train()
+    return runner, times
+
+
+TRAIN_JOB_FUNCTIONS = dict(eager=job_eager, compiled=job_compiled, ddp=job_ddp,
+                           runner=job_runner)
+CUDAGRAPH_LOG = CudagraphLog()
+
+
+def train_child(args):
+    """Runs the jobs given as JSON, printing TRAIN_RESULT lines; a broken job prints TRAIN_ERROR
+    and the next one runs."""
+    logging.getLogger('torch').addHandler(CUDAGRAPH_LOG)
+    torch.backends.cudnn.benchmark = True  # as MMSeg's training runtime and the eager sections
+    turns = Turns(args)
+    for job in json.loads(args.train_child):
+        try:
+            TRAIN_JOB_FUNCTIONS[job['kind']](args, turns, job)
+        except Exception as e:  # noqa: BLE001 - the parent's row says what broke
+            traceback.print_exc()
+            emit('ERROR', job=job, error=first_line(e))
+
+
+# -- the parent's side --
+
+def train_cores(args):
+    """'timing cores/compiling cores' for the children, or '' where there are too few to split
+    (the dry run's 2 cores)."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else []
+    if args.device != 'cuda' or len(cores) < 6:
+        return ''
+    return ','.join(map(str, cores[:2])) + '/' + ','.join(map(str, cores[2:]))
+
+
+def expected_results(args, job) -> list:
+    """(model, dtype, mode, ddp) of each result a job prints, in order."""
+    if job['kind'] == 'eager':
+        return [(k, d, 'eager', None) for g in ('pose', 'seg') for d in job['dtypes']
+                for k, v in TRAIN_MODELS.items() if v[0] == g]
+    if job['kind'] == 'compiled':
+        return [(job['model'], job['dtype'], m, None) for m in train_modes(args)]
+    if job['kind'] == 'ddp':
+        return [(job['model'], 'fp32', train_modes(args)[0], b) for b in job['broadcast_buffers']]
+    return [('runner', 'fp32', 'compile=True', None)]
+
+
+class Child:
+    """A child process running some of the section's jobs, its output read as it comes."""
+
+    def __init__(self, args, jobs, tmp, env, index):
+        self.jobs, self.t0 = jobs, time.perf_counter()
+        self.expected = [r for job in jobs for r in expected_results(args, job)]
+        self.out, self.err = Path(tmp) / f'child{index}.out', Path(tmp) / f'child{index}.err'
+        cmd = [sys.executable, __file__, '--train-child', json.dumps(jobs), '--train-lock',
+               str(Path(tmp) / 'timing.lock'), '--train-cores', args.train_cores_arg
+               ] + args.child_argv
+        with open(self.out, 'w') as out, open(self.err, 'w') as err:
+            # its own process group: the Triton compile workers go down with it
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env,
+                                         start_new_session=True)
+        self.offset, self.phase = 0, 'starting'
+
+    def read(self) -> list:
+        """The (kind, payload) lines printed since the last read."""
+        with open(self.out) as f:
+            f.seek(self.offset)
+            text = f.read()
+        complete = text[:text.rfind('\n') + 1]
+        self.offset += len(complete.encode())
+        lines = []
+        for line in complete.splitlines():
+            kind, _, payload = line.partition(' ')
+            if kind in ('TRAIN_RESULT', 'TRAIN_ERROR', 'TRAIN_PHASE'):
+                lines.append((kind, json.loads(payload)))
+        return lines
+
+    def kill(self):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stderr_tail(self) -> str:
+        lines = self.err.read_text(errors='replace').strip().splitlines()
+        return lines[-1][:200] if lines else 'no output'
+
+
+def section_train(args, table, ctx):
+    """The training step eager / compiled / with CUDA graphs, ours and the references; then the
+    goals' reading."""
+    budget, results = ctx['budget'], []
+    pending = train_jobs(args)
+    # The dry run runs all its jobs in one child: one import of the hosts instead of four.
+    pending = [pending] if args.quick else [[job] for job in pending]
+    env = dict(os.environ)
+    args.train_cores_arg = train_cores(args)
+    if args.train_cores_arg:
+        compiling = len(args.train_cores_arg.split('/')[1].split(','))
+        env['TORCHINDUCTOR_COMPILE_THREADS'] = str(max(2, compiling // args.train_jobs))
+    start = len(table.rows)
+    running = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            while pending or running:
+                while pending and len(running) < args.train_jobs:
+                    try:
+                        budget.need(table, 'train', job_text(args, pending[0][0]),
+                                    seconds=TRAIN_JOB_S[pending[0][0]['kind']])
+                    except OutOfBudget as e:
+                        table.add('train', 'rest of the section left out', check='skipped',
+                                  note=f'{e}; budget {args.budget_s:.0f} s; not started: '
+                                  + ', '.join(job_text(args, j) for b in pending for j in b))
+                        pending = []
+                        break
+                    running.append(Child(args, pending.pop(0), tmp, env, len(results) + len(
+                        running) + len(table.rows)))
+                time.sleep(0.2)
+                for child in list(running):
+                    done = child.proc.poll() is not None
+                    for kind, payload in child.read():
+                        if kind == 'TRAIN_PHASE':
+                            child.phase = payload['what']
+                        elif kind == 'TRAIN_RESULT':
+                            results.append(payload)
+                            child.expected.pop(0)
+                            train_row(args, table, payload)
+                        else:
+                            train_missing(args, table, child, 'ERROR', payload['error'],
+                                          job=payload['job'])
+                    if done:
+                        running.remove(child)
+                        if child.expected:
+                            train_missing(args, table, child, 'ERROR',
+                                          f'exit {child.proc.returncode}: {child.stderr_tail()}')
+                if running and budget.left() <= 0:
+                    for child in running:
+                        child.kill()
+                        train_missing(args, table, child, 'timeout',
+                                      f'cut at the end of the budget ({args.budget_s:.0f} s), '
+                                      f'{time.perf_counter() - child.t0:.0f} s after its start, '
+                                      f'while {child.phase}')
+                    running = []
+        finally:
+            for child in running:
+                child.kill()
+    train_goals(args, table, results)
+    # measured rows by precision, input group, model and mode (they arrive as children finish),
+    # then the goals and what was left out
+    rows = sorted(table.rows[start:], key=lambda row: row.get('key') or (1, ))
+    for row in rows:
+        row.pop('key', None)
+    table.rows[start:] = rows
+    table.write()
+
+
+def job_text(args, job) -> str:
+    what = {'eager': 'all models eager', 'runner': 'MMSeg Runner compile=True'}.get(job['kind'])
+    if what is None:
+        what = f'{train_label(args, job["model"])} {job["dtype"]}' + (
+            ' DDP' if job['kind'] == 'ddp' else ' compiled')
+    return what
+
+
+def train_missing(args, table, child, check, why, job=None):
+    """A row for each result a child will not print (it broke, or it was cut off)."""
+    jobs = [job] if job else child.jobs
+    gone = [r for j in jobs for r in expected_results(args, j) if r in child.expected]
+    for key, dtype, mode, ddp in gone:
+        child.expected.remove((key, dtype, mode, ddp))
+        table.add('train', f'{row_what(args, key, mode, ddp)}', dtype, check=check, note=why)
+        table.rows[-1]['key'] = row_key(key, dtype, mode, ddp)
+
+
+def row_key(key, dtype, mode, ddp):
+    """Where a measured row goes in the section: precision, input group, model, mode."""
+    models = list(TRAIN_MODELS) + ['runner']
+    modes = ['eager', 'default', 'reduce-overhead', 'compile=True']
+    group = TRAIN_MODELS.get(key, ('seg', ))[0]
+    return (0, dtype != 'fp32', group == 'seg', models.index(key),
+            modes.index(mode) + (0 if ddp is None else 3 + ddp))
+
+
+def row_what(args, key, mode, ddp) -> str:
+    if key == 'runner':
+        return 'quickstart OCRNet-HRFormer-T, MMSeg Runner, compile=True (CompileAdviceHook)'
+    what = f'{train_label(args, key)} train step, {MODE_LABELS[mode]}'
+    if args.compile_backend != 'inductor' and mode != 'eager':
+        what += f' backend={args.compile_backend} (dynamo only: the dry run)'
+    if ddp is not None:
+        what += f', MMDistributedDataParallel (1 process, broadcast_buffers={ddp})'
+    return what
+
+
+def cudagraph_cell(r, device) -> tuple:
+    """(check, note) of the CUDA graphs: replayed or not, and the launches a step."""
+    counts = r.get('launches')
+    if device != 'cuda':
+        return '', 'CUDA graphs n/a (no CUDA)'
+    if not counts or 'error' in counts:
+        return '', f'launches unknown ({(counts or {}).get("error", "not profiled")})'
+    text = f'{counts["kernels"]} kernel + {counts["graphs"]} CUDA graph launches a step'
+    if r['mode'] in ('reduce-overhead', 'compile=True') or r.get('ddp') is not None:
+        replayed = counts['graphs'] > 0
+        check = 'CUDA graphs replayed' if replayed else 'CUDA graphs NOT replayed'
+        why = f'; {r["recorded"]} recorded, {r["skipped"]} skipped' + (
+            f' ({"; ".join(r["log"])})' if r.get('log') else '')
+        return check, text + why
+    return '', text
+
+
+def train_row(args, table, r):
+    """The row of one result: its time, against the same model eager (same process)."""
+    mode, device = r['mode'], args.device
+    if r['model'] == 'runner':
+        check = ('CUDA graphs replayed' if r['recorded'] else 'CUDA graphs NOT replayed'
+                 ) if device == 'cuda' else ''
+        note = (f'{r["recorded"]} CUDA graphs recorded, {r["skipped"]} skipped' + (
+            f' ({"; ".join(r["log"])})' if r.get('log') else '') if device == 'cuda'
+            else 'CUDA graphs n/a (no CUDA): compile=True trains eager on a CPU')
+    else:
+        check, note = cudagraph_cell(r, device)
+    timing = timed_row({'eager': r['eager'], 'this': r['times']}, 'eager', 'this')
+    compiled = mode != 'eager' or r['model'] == 'runner'
+    first = (f'compile (first call) {r["first"]:.0f} s' if compiled
+             else f'first call {r["first"]:.1f} s')
+    memory = '' if r.get('memory') is None else f'; peak {gib(r["memory"])}'
+    graphs = (f'; {r["frames"]} frame(s), {r["graphs"]} graph(s), {r["breaks"]} graph break(s)'
+              if 'frames' in r else '')
+    ours = 'S' if TRAIN_MODELS.get(r['model'], ('seg', ))[0] == 'pose' else 'OCR-S'
+    if r['model'] == 'runner':
+        cells = (f'same Runner, compile=False, {len(r["eager"])} iterations after warm-up',
+                 ms(timing[0]), ms(timing[1]), ratio_cell(timing))
+    elif compiled:  # the model against itself eager: what compiling gains
+        cells = ('same model, eager' + (' DDP' if r.get('ddp') is not None else ''),
+                 ms(timing[0]), ms(timing[1]), ratio_cell(timing))
+    elif r['model'] == ours:
+        cells = ('', '', ms(timing[1]), '')
+    else:  # a reference eager against ours eager, interleaved in one process
+        cells = (f'{train_label(args, r["model"])} eager', ms(timing[1]),
+                 f'{ms(timing[0])} ({train_label(args, ours)} eager)',
+                 ratio_cell(timed_row({'ref': r['times'], 'ours': r['eager']}, 'ref')))
+    table.add('train', row_what(args, r['model'], mode, r.get('ddp')),
+              f'{r["shape"]} {r["dtype"]}', *cells, check,
+              note=f'{first}{memory}; {note}{graphs}')
+    table.rows[-1]['key'] = row_key(r['model'], r['dtype'], mode, r.get('ddp'))
+
+
+def train_goals(args, table, results):
+    """One row per goal of issue #29: met or not, on the fp32 one-process rows."""
+    import statistics as st
+    medians = {}
+    for r in results:
+        if r['dtype'] == 'fp32' and r.get('ddp') is None and r['model'] != 'runner':
+            medians[(r['model'], r['mode'])] = (st.median(r['times']), r)
+    for ref, ours, modes, goal in TRAIN_GOALS:
+        def pick(key):
+            found = [(t, m) for (k, m), (t, _) in medians.items() if k == key
+                     and (modes == 'fastest' or m == 'eager')]
+            return min(found) if found else None
+        a, b = pick(ref), pick(ours)
+        what = (f'goal: {train_label(args, ours)} train step >= {goal}x '
+                f'{train_label(args, ref)}, ' + ('each in its fastest mode' if modes == 'fastest'
+                                                 else 'both eager'))
+        if a is None or b is None:
+            table.add('train', what, 'fp32', check='n/a', note='a side was not measured')
+            continue
+        ratio = a[0] / b[0]
+        if modes == 'eager':  # interleaved in one process: the spread too
+            r = medians[(ref, 'eager')][1]
+            ratio_text = ratio_cell(timed_row({'ref': r['times'],
+                                               'ours': medians[(ours, 'eager')][1]['times']},
+                                              'ref'))
+        else:
+            ratio_text = f'{ratio:.2f}x'
+        shape = medians[(ours, b[1])][1]['shape']
+        table.add('train', what, f'{shape} fp32', f'{train_label(args, ref)}, {MODE_LABELS[a[1]]}',
+                  ms(a[0]), f'{ms(b[0])} ({MODE_LABELS[b[1]]})', ratio_text,
+                  'met' if ratio >= goal else 'not met',
+                  note=f'goal {goal}x, set for the H200; measured on {table.meta["device name"]}'
+                  + ('' if modes == 'eager' else '; medians of separate processes'))
+
 # ---- main ----------------------------------------------------------------------------------
 
-SECTION_FUNCTIONS = dict(env=section_env, correct=section_correct, amp=section_amp,
+SECTION_FUNCTIONS = dict(train=section_train, env=section_env, correct=section_correct, amp=section_amp,
                          backbone=section_backbone, ocrnet=section_ocrnet,
                          profile=section_profile, compile=section_compile)
 
@@ -1026,14 +1681,24 @@ def parse_args(argv=None):
                         'out (default 330; run.sh passes what is left of its 450 s)')
     parser.add_argument('--repeats', type=int, help='timed repeats (default 5, quick 1)')
     parser.add_argument('--warmup', type=int, help='warm-up calls (default 2, quick 0)')
+    parser.add_argument('--train-groups', nargs='*', default=list(TRAIN_GROUPS),
+                        choices=TRAIN_GROUPS, metavar='GROUP',
+                        help='rows of the train section: fp32 (eager and compiled), amp (bf16), '
+                        'ddp (one-process DDP), runner (MMSeg Runner compile=True); default all')
+    parser.add_argument('--train-jobs', type=int, default=4,
+                        help='train section: child processes compiling at once (default 4)')
     parser.add_argument('--compile-child', help=argparse.SUPPRESS)
+    parser.add_argument('--train-child', help=argparse.SUPPRESS)
+    parser.add_argument('--train-lock', help=argparse.SUPPRESS)
+    parser.add_argument('--train-cores', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
         print('gpu_check.py: --device cuda asked, but torch sees no CUDA device '
               '(use --device cpu --quick for a dry run)', file=sys.stderr)
         sys.exit(2)
-    if args.repeats is not None and args.repeats < 1 or args.warmup is not None and args.warmup < 0:
-        print('gpu_check.py: --repeats must be at least 1 and --warmup at least 0',
+    if (args.repeats is not None and args.repeats < 1 or args.warmup is not None
+            and args.warmup < 0 or args.train_jobs < 1):
+        print('gpu_check.py: --repeats and --train-jobs must be at least 1, --warmup at least 0',
               file=sys.stderr)
         sys.exit(2)
     quick = args.quick
@@ -1065,6 +1730,9 @@ def parse_args(argv=None):
     args.profile_top = 8
     # Inductor on a CPU compiles for minutes: the dry run checks the plumbing with dynamo alone.
     args.compile_backend = 'eager' if quick and args.device == 'cpu' else 'inductor'
+    # the Runner row: the quickstart config at a size where a GPU step is launch-bound
+    args.runner_hw, args.runner_batch = (64, 2) if quick else (512, 8)
+    args.runner_iters, args.runner_warmup = (3, 1) if quick else (30, 10)
     return args
 
 
@@ -1081,6 +1749,8 @@ def main(argv=None):
     MMLogger.get_instance('mmengine').setLevel('ERROR')
     if args.compile_child:
         return compile_child(args)
+    if args.train_child:
+        return train_child(args)
 
     import mmdet
     import mmengine
