@@ -3,6 +3,7 @@ backend): both ranks end with bitwise identical weights, which training changed,
 holds them."""
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # the quickstart's segmentation config (HRFormer-T OCRNet on demo/data/tiny_seg)
 CONFIG = next((ROOT / 'configs' / 'quickstart').glob('ocrnet_*seg*.py'), None)
 ITERS = 6
+
+
+def free_port() -> int:
+    # A fixed port collides with another run of the suite on the same machine.
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -38,7 +46,7 @@ def test_two_rank_training_keeps_ranks_identical(tmp_path):
         [str(Path(__file__).parent), os.environ.get('PYTHONPATH', '')]), OMP_NUM_THREADS='1')
     torchrun = Path(sys.executable).parent / 'torchrun'
     proc = subprocess.run(
-        [str(torchrun), '--nproc_per_node', '2', '--master_port', '29531',
+        [str(torchrun), '--nproc_per_node', '2', '--master_port', str(free_port()),
          str(Path(__file__).parent / 'dist_cpu.py'), str(train_py), str(cfg),
          '--launcher', 'pytorch', '--work-dir', str(work)],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -1,43 +1,25 @@
 """The README's first command, shortened: tools/quickstart.py trains OCRNet-HRFormer-T and TopDown
-HRFormer-T on the shipped tiny data with the hosts' runners, and both must score clearly better than
-chance on the held-out split; MMSeg's own tools/test.py reproduces the mIoU from the checkpoint; the
-committed data is what tools/make_tiny_data.py makes. (Two-rank training of the same seg config:
+HRFormer-T on the shipped tiny data with the hosts' runners (tests/shared.py, once per session), and
+both must score clearly better than chance on the held-out split; MMSeg's own tools/test.py
+reproduces the mIoU from the checkpoint, which its inferencer loads too; the committed data is what
+tools/make_tiny_data.py makes. (Two-rank training of the same seg config:
 tests/test_distributed.py.)"""
 import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
+
+from shared import QUICKSTART_ITERS as ITERS  # tests/shared.py
+from shared import run
 
 ROOT = Path(__file__).resolve().parents[1]
 SEG_CONFIG = ROOT / 'configs' / 'quickstart' / 'ocrnet_hrformer-t_tiny-seg.py'
-POSE_CONFIG = ROOT / 'configs' / 'quickstart' / 'td-hm_hrformer-t_tiny-pose.py'
-# Half the README run's iterations (200 each): 66.9 mIoU and 0.79 AP when this was written, against
-# about 20 mIoU for all-background and about 0 AP for keypoints that ignore the image (after 10
-# iterations: 5 mIoU, 0 AP).
-ITERS = 100
 MIN_MIOU = 50.0
 MIN_AP = 0.3
-
-
-def run(cmd, **kwargs):
-    env = dict(os.environ, OMP_WAIT_POLICY='PASSIVE', PYTHONUNBUFFERED='1', **kwargs.pop('env', {}))
-    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)  # the safe loading stays on
-    return subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env, capture_output=True, text=True,
-                          **kwargs)
-
-
-@pytest.fixture(scope='module')
-def quickstart(tmp_path_factory):
-    work = tmp_path_factory.mktemp('quickstart')
-    proc = run([sys.executable, ROOT / 'tools' / 'quickstart.py', '--iters', ITERS, '--check',
-                '--work-dir', work], timeout=600)
-    assert (work / 'summary.json').exists(), proc.stdout[-4000:] + proc.stderr[-4000:]
-    return proc, work, json.loads((work / 'summary.json').read_text())
 
 
 @pytest.mark.slow
@@ -63,19 +45,27 @@ def test_quickstart_learns_both_tasks(quickstart):
 
 
 @pytest.mark.slow
-def test_seg_checkpoint_with_mmseg_test_tool(quickstart):
-    """MMSeg's own tools/test.py (what ``mim test mmseg`` runs) on the quickstart's checkpoint,
-    with torch's safe loading on (the config's custom_imports allowlists MMEngine's types)."""
+def test_seg_checkpoint_with_mmseg_test_tool_and_inferencer(quickstart):
+    """MMSeg's own tools/test.py (what ``mim test mmseg`` runs: ``load_from``) on the quickstart's
+    checkpoint, with torch's safe loading on (the config's custom_imports allowlists MMEngine's
+    types), and MMSeg's inferencer on the same file."""
+    from mmseg.apis import MMSegInferencer
+
     from mmhrformer.cli.host_tool import host_script
     _, work, summary = quickstart
-    test_py = host_script('mmseg', 'test')
-    proc = run([sys.executable, test_py, SEG_CONFIG, summary['seg']['checkpoint'], '--work-dir',
-                work / 'seg_test'], timeout=300)
+    checkpoint = summary['seg']['checkpoint']
+    proc = run([sys.executable, host_script('mmseg', 'test'), SEG_CONFIG, checkpoint,
+                '--work-dir', work / 'seg_test'], timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     miou = re.search(r'Iter\(test\) .*mIoU: ([\d.]+)', out)
     assert miou, out[-4000:]
     assert float(miou.group(1)) == pytest.approx(summary['seg']['metrics']['mIoU'], abs=0.011)
+
+    inferencer = MMSegInferencer(model=str(SEG_CONFIG), weights=checkpoint, device='cpu')
+    image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    assert inferencer(image)['predictions'].shape == (70, 90)
+    assert inferencer.model.dataset_meta['classes'] == ('background', 'disc', 'square', 'triangle')
 
 
 @pytest.mark.slow

@@ -2,7 +2,8 @@
 (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` unset): a training killed mid-run and resumed by MMSeg's own
 tools/train.py ends with the weights of an uninterrupted run; checkpoints trained by each host's
 runner (MMSeg, MMPose, MMPretrain) load through ``load_from``, the hosts' test tools and
-inferencers, and ``hrformer-demo``; a file that pickles anything beyond MMEngine's own types is
+inferencers, and ``hrformer-demo`` (MMSeg's test tool and inferencer on the quickstart's
+checkpoint: tests/test_quickstart.py); a file that pickles anything beyond MMEngine's own types is
 still refused."""
 import io
 import os
@@ -107,30 +108,10 @@ def test_killed_training_resumes_to_the_same_weights(resumable_config, uninterru
 
 
 @pytest.mark.slow
-def test_trained_checkpoint_with_load_from_test_tool_and_inferencer(uninterrupted, tmp_path):
-    from mmseg.apis import MMSegInferencer
-    checkpoint = uninterrupted / f'iter_{ITERS}.pth'
-    # load_from + MMSeg's tools/test.py (what mim test runs); no variable in the environment.
-    proc = run([sys.executable, host_script('mmseg', 'test'), SEG_CONFIG, checkpoint, '--work-dir',
-                tmp_path], timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert re.search(r'Iter\(test\) .*mIoU: [\d.]+', proc.stdout + proc.stderr)
-    inferencer = MMSegInferencer(model=str(SEG_CONFIG), weights=str(checkpoint), device='cpu')
-    image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
-    result = inferencer(image)
-    assert result['predictions'].shape == (70, 90)
-    assert inferencer.model.dataset_meta['classes'] == ('background', 'disc', 'square', 'triangle')
-
-
-@pytest.mark.slow
-def test_pose_checkpoint_with_mmpose_inferencer_and_demo(tmp_path):
+def test_pose_checkpoint_with_mmpose_inferencer_and_demo(quickstart, tmp_path):
+    # The pose checkpoint MMPose's runner trained in the quickstart (tests/shared.py).
     from mmpose.apis import MMPoseInferencer
-    work = tmp_path / 'pose'
-    proc = run([sys.executable, host_script('mmpose', 'train'), POSE_CONFIG, '--work-dir', work,
-                '--cfg-options', 'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2'],
-               timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    checkpoint = work / 'iter_2.pth'
+    checkpoint = quickstart[2]['pose']['checkpoint']
     # The config as the inferencer reads it (data_mode, dataset_type); the whole image is the
     # person box, so no detector is downloaded.
     inferencer = MMPoseInferencer(pose2d=str(POSE_CONFIG), pose2d_weights=str(checkpoint),
