@@ -14,10 +14,10 @@ import logging
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from torch.nn.parallel import DistributedDataParallel
 
 from ..registry import HOOKS
-from .compiled_training import compile_for_training, cudagraph_counts, plan_compile
+from .compiled_training import (compile_for_training, cudagraph_counts, plan_compile,
+                                stop_buffer_broadcast)
 
 # CUDA graph trees warm up on a graph's first call and record on its second: by the end of the
 # third iteration every training graph has been replayed or skipped.
@@ -59,8 +59,14 @@ class CompileAdviceHook(Hook):
         if self._plan.options is not None:
             parts = compile_for_training(runner.model, self._plan.options)
             message += f' Compiled: {", ".join(parts)}.'
-            if self._plan.uses_cudagraphs:
-                self._keep_buffers_in_place(runner)
+            flag = self._plan.uses_cudagraphs and stop_buffer_broadcast(runner.model)
+            if flag:
+                print_log(
+                    f'HRFormer: DDP {flag} turned off for CUDA graphs (BN under DDP\'s buffer '
+                    'broadcast made reduce-overhead skip them, pytorch#139207); BN statistics stay '
+                    'per process as with MMEngine\'s default wrapper (SyncBN keeps them equal, '
+                    'SyncBuffersHook averages plain BN\'s).', logger='current',
+                    level=logging.WARNING)
         # On a CPU compiling does not pay: said as a warning, whether it compiles or not.
         level = logging.WARNING if self._device.type == 'cpu' else logging.INFO
         print_log(f'HRFormer: {message}', logger='current', level=level)
@@ -87,19 +93,3 @@ class CompileAdviceHook(Hook):
     def after_run(self, runner) -> None:
         if self._plan is not None and self._plan.message:
             runner.cfg.compile = self._taken
-
-    @staticmethod
-    def _keep_buffers_in_place(runner) -> None:
-        model = runner.model
-        if not isinstance(model, DistributedDataParallel):
-            return
-        # torch >= 2.12 names DDP's per-forward buffer broadcast forward_sync_buffers.
-        flag = 'forward_sync_buffers' if hasattr(model, 'forward_sync_buffers') else (
-            'broadcast_buffers')
-        if getattr(model, flag):
-            setattr(model, flag, False)
-            print_log(
-                f'HRFormer: DDP {flag} turned off for CUDA graphs (BN under DDP\'s buffer '
-                'broadcast made reduce-overhead skip them, pytorch#139207); BN statistics stay '
-                'per process as with MMEngine\'s default wrapper (SyncBN keeps them equal, '
-                'SyncBuffersHook averages plain BN\'s).', logger='current', level=logging.WARNING)
