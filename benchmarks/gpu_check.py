@@ -240,7 +240,8 @@ class Budget:
 # comparisons, now with a float64 run each; amp 44.6 s for 3 Runner runs; backbone: over 260 s
 # for 21 rows, about 15 s per timed row with its cuDNN autotuning; ocrnet 128.7 s for 3 blocks;
 # profile 21.4 s). Later rows are expected to take as long as the longest one so far.
-FIRST_ROW_S = dict(train=60, env=2, correct=20, amp=20, backbone=30, ocrnet=60, profile=25, compile=60)
+FIRST_ROW_S = dict(train=60, env=2, correct=20, amp=20, backbone=30, ocrnet=60, profile=25,
+                   compile=60)
 GRACE_S = 30
 
 
@@ -644,22 +645,31 @@ def sdpa_rows(args, table):
 
 # ---- amp -----------------------------------------------------------------------------------
 
-def runner_losses(args, amp_dtype, work_dir):
-    """Per-iteration losses of the quickstart config through MMSeg's Runner."""
+def quickstart_cfg(work_dir, name, iters):
+    """The quickstart config for ``iters`` training iterations in ``work_dir``, without
+    validation, checkpoints or pictures."""
     from mmengine.config import Config
-    from mmengine.runner import Runner
     cfg = Config.fromfile(str(ROOT / QUICKSTART))
-    name = f'gpu_check_{dtype_label(amp_dtype).replace(" ", "_")}'
     cfg.work_dir, cfg.experiment_name = str(work_dir / name), name
-    cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = args.amp_iters
+    cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = iters
     for key in ('val_dataloader', 'val_cfg', 'val_evaluator', 'test_dataloader', 'test_cfg',
                 'test_evaluator'):
         cfg[key] = None
     cfg.default_hooks.checkpoint = None  # None drops a default hook; others must go
     cfg.default_hooks.pop('visualization', None)
-    cfg.default_hooks.logger.interval = args.amp_iters
+    cfg.default_hooks.logger.interval = iters
     cfg.visualizer.name = name
     cfg.log_level = 'WARNING'
+    return cfg
+
+
+def runner_losses(args, amp_dtype, work_dir):
+    """Per-iteration losses of the quickstart config through MMSeg's Runner."""
+    from mmengine.runner import Runner
+    cfg = quickstart_cfg(work_dir, f'gpu_check_{dtype_label(amp_dtype).replace(" ", "_")}',
+                         args.amp_iters)
+    if args.quick:  # 2 images a batch, not 8: the dry run checks the plumbing
+        cfg.train_dataloader.batch_size = 2
     on_cuda = args.device == 'cuda'
     if amp_dtype is not None and on_cuda:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -849,8 +859,9 @@ def section_ocrnet(args, table, ctx):
     with torch.no_grad():
         flops = {k: count_flops(in_eval(m), x) for k, m in models.items()}
     train_flops = {k: 2 * f for k, f in flops.items()}  # two images a step
-    # fp16 as the official runs (apex AMP); a CPU has no fast fp16 convolutions, so bf16 there
-    for dtype in (None, torch.float16 if device == 'cuda' else torch.bfloat16):
+    # fp16 as the official runs (apex AMP); a CPU has neither fast fp16 nor bf16 convolutions (a
+    # bf16 step of OCRNet-S took 25 s at 2x3x64x128 in the dry run): fp32 alone there
+    for dtype in (None, torch.float16) if device == 'cuda' else (None, ):
         ctx['budget'].need(table, 'ocrnet', f'train steps {dtype_label(dtype)}')
         steps = {k: host_step(m, data, device, dtype) for k, m in models.items()}
         if device == 'cuda':
@@ -952,7 +963,7 @@ def compile_child(args):
     kind, mode = args.compile_child.split(':')
     device = args.device
     torch.backends.cudnn.benchmark = True  # as the eager speed sections
-    model = trained_like(HRFormer(arch=args.archs[0])).to(device)
+    model = trained_like(HRFormer(arch=MICRO_ARCH if args.quick else args.archs[0])).to(device)
     x = torch.randn(args.pose_batch, 3, *args.pose_hw, device=device)
     options = dict(backend='eager') if args.compile_backend == 'eager' else dict(mode=mode)
     compiled = torch.compile(model, **options)
@@ -976,7 +987,7 @@ def section_compile(args, table, ctx):
     modes = ([('inference', 'default')] if args.compile_backend == 'eager' else
              [('inference', 'default'), ('inference', 'reduce-overhead'),
               ('train step', 'default'), ('inference', 'max-autotune-no-cudagraphs')])
-    letter = ARCH_LETTER[args.archs[0]]
+    letter = 'micro' if args.quick else ARCH_LETTER[args.archs[0]]
     for kind, mode in modes:
         # each child is killed at the end of the budget (none in the dry run)
         ctx['budget'].need(table, 'compile', f'{letter} {kind}, torch.compile(mode={mode!r})')
@@ -1340,21 +1351,10 @@ def job_runner(args, turns, job):
 
 def runner_run(args, work_dir, compiled, iters):
     """Seconds of each iteration of the quickstart config's Runner, compile on or off."""
-    from mmengine.config import Config
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
-    cfg = Config.fromfile(str(ROOT / QUICKSTART))
-    name = f'gpu_check_runner_{"compiled" if compiled else "eager"}'
-    cfg.work_dir, cfg.experiment_name = str(work_dir / name), name
-    cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = iters
-    for key in ('val_dataloader', 'val_cfg', 'val_evaluator', 'test_dataloader', 'test_cfg',
-                'test_evaluator'):
-        cfg[key] = None
-    cfg.default_hooks.checkpoint = None
-    cfg.default_hooks.pop('visualization', None)
-    cfg.default_hooks.logger.interval = iters
-    cfg.visualizer.name = name
-    cfg.log_level = 'WARNING'
+    cfg = quickstart_cfg(work_dir, f'gpu_check_runner_{"compiled" if compiled else "eager"}',
+                         iters)
     cfg.train_dataloader.batch_size = args.runner_batch
     size = (args.runner_hw, args.runner_hw)
     cfg.model.data_preprocessor.size = size
@@ -1627,6 +1627,8 @@ def train_row(args, table, r):
 def train_goals(args, table, results):
     """One row per goal of issue #29: met or not, on the fp32 one-process rows."""
     import statistics as st
+    if not results:  # nothing ran (the budget): the skipped row says it all
+        return
     medians = {}
     for r in results:
         if r['dtype'] == 'fp32' and r.get('ddp') is None and r['model'] != 'runner':
@@ -1660,8 +1662,8 @@ def train_goals(args, table, results):
 
 # ---- main ----------------------------------------------------------------------------------
 
-SECTION_FUNCTIONS = dict(train=section_train, env=section_env, correct=section_correct, amp=section_amp,
-                         backbone=section_backbone, ocrnet=section_ocrnet,
+SECTION_FUNCTIONS = dict(train=section_train, env=section_env, correct=section_correct,
+                         amp=section_amp, backbone=section_backbone, ocrnet=section_ocrnet,
                          profile=section_profile, compile=section_compile)
 
 
@@ -1712,7 +1714,7 @@ def parse_args(argv=None):
     args.warmup = args.warmup if args.warmup is not None else (0 if quick else 2)
     args.seg_repeats = args.repeats if quick else max(3, args.repeats // 2)
     args.archs = ['tiny'] if quick else ['small', 'base']
-    args.seg_archs = ['S', 'B']
+    args.seg_archs = ['S'] if quick else ['S', 'B']  # B's rows run the same code as S's
     # A CPU has no fast fp16 convolutions (reference kernels, minutes a step): fp16 on CUDA only.
     args.dtypes = (None, torch.bfloat16) + ((torch.float16, ) if args.device == 'cuda' else ())
     args.pose_hw = (64, 64) if quick else (256, 192)  # HRNet needs multiples of 32

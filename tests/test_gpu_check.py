@@ -53,9 +53,11 @@ def rows_of(result, section):
 def test_dry_run_has_every_section_and_passes(dry_run):
     stdout, result, out = dry_run
     rows = result['rows']
-    # Nothing skipped, timed out or broken: every check passed or is a measurement.
-    assert {r['check'] for r in rows} <= {'pass', ''}, [r for r in rows if r['check'] not in
-                                                         ('pass', '')]
+    # Nothing skipped, timed out or broken: every check passed, is a measurement or a goal's
+    # verdict.
+    assert {r['check'] for r in rows} <= {'pass', '', 'met', 'not met'}, [
+        r for r in rows if r['check'] not in ('pass', '', 'met', 'not met')]
+    assert [r['section'] for r in rows][0] == 'train'  # issue #29: it runs first
     whats = [r['what'] for r in rows]
     assert [r['setting'] for r in rows_of(result, 'env')] == ['fp32 (TF32 off)', 'bf16', 'fp16']
 
@@ -77,14 +79,33 @@ def test_dry_run_has_every_section_and_passes(dry_run):
     assert all(r['ratio (spread)'].endswith(')') for r in backbone[1:]), backbone
 
     ocrnet = rows_of(result, 'ocrnet')
-    assert [(r['what'].split(' ')[0], r['setting'].split(' ')[-1]) for r in ocrnet] == [
-        ('OCRNet-HRFormer-S', 'fp32'), ('OCRNet-HRFormer-B', 'fp32'),
-        ('OCRNet-HRFormer-S', 'bf16'), ('OCRNet-HRFormer-B', 'bf16'),  # fp16 on CUDA
-        ('OCRNet-HRFormer-S', 'fp32'), ('OCRNet-HRFormer-B', 'fp32')]
+    # S only in the dry run (B's rows run the same code); AMP (fp16) on CUDA only
+    assert [(r['what'].split(' ')[0], r['what'].split(' ')[1], r['setting'].split(' ')[-1])
+            for r in ocrnet] == [('OCRNet-HRFormer-S', 'train', 'fp32'),
+                                 ('OCRNet-HRFormer-S', 'inference', 'fp32')]
     assert all(r['reference'] == 'OCRNet-HRNetV2p-W48 (MMSeg)' for r in ocrnet)
     # the published V100 figures beside ours (memory rows too, on CUDA)
-    assert '2.24 fps' in ocrnet[-2]['published (V100)'] and '1.15 fps' in ocrnet[-1][
-        'published (V100)']
+    assert '2.24 fps' in ocrnet[-1]['published (V100)']
+
+    train = rows_of(result, 'train')
+    measured = [r for r in train if not r['what'].startswith('goal: ')]
+    # every model eager (ours and the references interleaved per input), ours compiled in
+    # one-process DDP with each broadcast_buffers, the Runner with compile=True
+    assert [r['what'].split(' train step')[0].split(', MMSeg Runner')[0] for r in measured] == [
+        'HRFormer micro', 'MMPose HRFormer-T', 'MMPose HRNet-W32', 'OCRNet-HRFormer micro',
+        'OCRNet-HRFormer micro', 'OCRNet-HRFormer micro', 'MMSeg OCRNet-HRNetV2p-W18-Small',
+        'quickstart OCRNet-HRFormer-T'], measured
+    ddp = [r for r in measured if 'MMDistributedDataParallel' in r['what']]
+    assert ['broadcast_buffers=False' in ddp[0]['what'], 'broadcast_buffers=True' in
+            ddp[1]['what']] == [True, True], ddp
+    assert all('frame(s)' in r['note'] and r['reference'] == 'same model, eager DDP'
+               for r in ddp), ddp
+    # the CUDA graph cells say why they are empty, every time is a time
+    assert all('CUDA graphs n/a (no CUDA)' in r['note'] for r in measured), measured
+    assert all(r['mmhrformer value'].split(' ')[1] == 'ms' for r in measured), measured
+    goals = [r for r in train if r['what'].startswith('goal: ')]
+    assert len(goals) == 4 and all(r['check'] in ('met', 'not met') for r in goals), goals
+    assert all('set for the H200' in r['note'] for r in goals), goals
 
     assert len(rows_of(result, 'profile')) == 8
     assert len(rows_of(result, 'compile')) == 1
@@ -94,7 +115,7 @@ def test_dry_run_has_every_section_and_passes(dry_run):
 
 
 def test_bad_arguments_one_line_exit_2(tmp_path):
-    bad = [['--repeats', '0']]
+    bad = [['--repeats', '0'], ['--train-jobs', '0']]
     if not torch.cuda.is_available():
         bad.append(['--device', 'cuda'])
     for args in bad:
@@ -168,7 +189,7 @@ def test_rows_that_do_not_fit_the_budget_are_left_out(tmp_path):
                           env=with_fake_transformers())
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     rows = json.loads((tmp_path / 'gpu_check.json').read_text())['rows']
-    assert [r['section'] for r in rows] == ['env', 'correct', 'amp', 'backbone', 'ocrnet',
+    assert [r['section'] for r in rows] == ['train', 'env', 'correct', 'amp', 'backbone', 'ocrnet',
                                             'profile', 'compile'], rows
     assert all(r['check'] == 'skipped' and 'of the budget left' in r['note'] for r in rows), rows
 
