@@ -1054,8 +1054,8 @@ def train_label(args, key) -> str:
 
 
 def train_jobs(args) -> list:
-    """The section's jobs in the order they start: eager first (no compile), then each model's
-    compiled modes (ours first), fp32 before AMP, then DDP and the host's Runner."""
+    """The section's jobs in the order they start: every model eager (no compile), each model's
+    compiled modes in fp32 (ours first), one-process DDP, the host's Runner, then AMP compiled."""
     groups, jobs = args.train_groups, []
     dtypes = [d for d, g in (('fp32', 'fp32'), ('bf16', 'amp')) if g in groups
               and (d == 'fp32' or args.device == 'cuda')]  # a CPU has no fast bf16 kernels
@@ -1064,14 +1064,14 @@ def train_jobs(args) -> list:
     # The dry run compiles in the DDP job only (its dynamo trace alone is 20 s on a CPU): the
     # one-process jobs share all but the wrapper with it.
     compiled = () if args.quick else ('S', 'OCR-S', 'W32', 'W48')
-    for dtype in dtypes:
-        jobs += [dict(kind='compiled', model=m, dtype=dtype) for m in compiled]
+    compiled_jobs = [dict(kind='compiled', model=m, dtype=d) for d in dtypes for m in compiled]
+    jobs += [j for j in compiled_jobs if j['dtype'] == 'fp32']
     if 'ddp' in groups:
         # MMEngine's default first (Runner.wrap_model: broadcast_buffers=False)
         jobs.append(dict(kind='ddp', model='OCR-S', dtype='fp32', broadcast_buffers=[False, True]))
     if 'runner' in groups:
         jobs.append(dict(kind='runner', dtype='fp32'))
-    return jobs
+    return jobs + [j for j in compiled_jobs if j['dtype'] != 'fp32']
 
 
 def compile_options(args, mode) -> dict:
@@ -1234,7 +1234,8 @@ def measure_compiled(args, turns, key, dtype, mode, eager_step, step, model, sha
         times = interleaved({'compiled': step, 'eager': eager_step}, device, args.warmup,
                             args.repeats)
         launch = launches(step, device)
-    recorded, skipped = cudagraph_counts() if device == 'cuda' else (0, 0)
+    recorded, skipped = (cudagraph_counts(torch.cuda.current_device()) if device == 'cuda'
+                         else (0, 0))
     emit('RESULT', model=key, dtype=dtype, mode=mode, times=times['compiled'],
          eager=times['eager'], first=first, memory=memory, launches=launch, shape=shape,
          recorded=recorded, skipped=skipped, log=CUDAGRAPH_LOG.lines[:3],
@@ -1341,7 +1342,8 @@ def job_runner(args, turns, job):
                 runner, times = runner_run(args, Path(tmp), compiled, iters)
             seconds[compiled] = times
             runner = None
-    recorded, skipped = cudagraph_counts() if args.device == 'cuda' else (0, 0)
+    recorded, skipped = (cudagraph_counts(torch.cuda.current_device())
+                         if args.device == 'cuda' else (0, 0))
     warm = args.runner_warmup
     emit('RESULT', model='runner', dtype='fp32', mode='compile=True', times=seconds[True][warm:],
          eager=seconds[False][warm:], first=seconds[True][0], memory=None, launches=None,
