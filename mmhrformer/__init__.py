@@ -15,7 +15,8 @@ in its room), which ``tests/test_import_structure.py`` checks:
 ``apis``                    which host a config is for; the demos' images in, pictures out
 ``checkpoint``              official / MMPose checkpoint layouts, their conversion, and their
                             mapping on load, plugged into the backbone from above
-``engine``                  ``CompileAdviceHook``: what ``torch.compile`` costs, told when it is on
+``engine``                  ``CompileAdviceHook``: MMEngine's ``compile`` as the compiled training
+                            that pays on the device (eager on a CPU, CUDA graphs on CUDA)
 ``registry``                this package's scope and the registration into the hosts
 ``models``                  ``HRFormer`` (arch presets ``ARCH_ZOO``), ``HRFormerClsNeck``
 ``layers``                  shared blocks and the fast kernels (BN folding, fused CPU convs, the

@@ -155,7 +155,9 @@ def test_mmpose_runner_compiled_bf16_steps_equal_eager(tmp_path):
                    model=dict(train_cfg=dict(compute_acc=False)))
     _, eager = run(POSE, tmp_path / 'eager', **changes)
     runner, compiled = run(POSE, tmp_path / 'compiled', DYNAMO, **changes)
-    assert_same_steps(eager, compiled, rtol=1e-4)
+    # bf16 rounding (8 bits of mantissa): under capture the model runs its reference ops, whose
+    # bf16 intermediate results round differently from the fast paths'
+    assert_same_steps(eager, compiled, rtol=2e-2)
     assert compiled.graphs[1] == compiled.graphs[0] > 0
     log = next(Path(runner.log_dir).glob('*.log')).read_text()
     assert 'Compiled: backbone, head.' in log
@@ -221,7 +223,9 @@ def _sync_bn_rank(rank, world, init_file, result_file):
 def test_sync_bn_compiled_equals_eager_across_processes(tmp_path):
     import torch.multiprocessing as mp
     result = tmp_path / 'rank0.pt'
-    mp.spawn(_sync_bn_rank, args=(2, str(tmp_path / 'init'), str(result)), nprocs=2)
+    # forked: the ranks inherit the imported packages (importing them again costs seconds each)
+    mp.start_processes(_sync_bn_rank, args=(2, str(tmp_path / 'init'), str(result)), nprocs=2,
+                       start_method='fork')
     results = torch.load(result)
     # CUDA graphs' guard: DDP's per-forward buffer broadcast is turned off once, and said so
     assert results.pop('stopped') in [('forward_sync_buffers', False, None, None),
