@@ -1478,7 +1478,7 @@ def section_train(args, table, ctx):
     if args.train_cores_arg:
         compiling = len(args.train_cores_arg.split('/')[1].split(','))
         env['TORCHINDUCTOR_COMPILE_THREADS'] = str(max(2, compiling // args.train_jobs))
-    start = len(table.rows)
+    start, started = len(table.rows), 0
     running = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -1493,8 +1493,8 @@ def section_train(args, table, ctx):
                                   + ', '.join(job_text(args, j) for b in pending for j in b))
                         pending = []
                         break
-                    running.append(Child(args, pending.pop(0), tmp, env, len(results) + len(
-                        running) + len(table.rows)))
+                    started += 1
+                    running.append(Child(args, pending.pop(0), tmp, env, started))
                 time.sleep(0.2)
                 for child in list(running):
                     done = child.proc.poll() is not None
@@ -1503,7 +1503,8 @@ def section_train(args, table, ctx):
                             child.phase = payload['what']
                         elif kind == 'TRAIN_RESULT':
                             results.append(payload)
-                            child.expected.pop(0)
+                            child.expected.remove((payload['model'], payload['dtype'],
+                                                   payload['mode'], payload.get('ddp')))
                             train_row(args, table, payload)
                         else:
                             train_missing(args, table, child, 'ERROR', payload['error'],
