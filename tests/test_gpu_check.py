@@ -227,3 +227,29 @@ def test_budget_is_checked_before_each_row(tmp_path):
     assert lines[-2].startswith('second row left out: second row: ') and lines[-2].endswith(
         ' s of the budget left, about 150 s needed'), lines
     assert lines[-1].startswith('cut off: cut off mid-row'), lines
+
+
+TRAIN_CUT_CASE = '''
+import sys, time; sys.path.insert(0, "benchmarks"); import gpu_check
+from pathlib import Path
+args = gpu_check.parse_args(['--device', 'cpu', '--quick', '--train-groups', 'runner', '--out',
+                             sys.argv[1]])
+table = gpu_check.Table(Path(sys.argv[1]), {'device name': 'test'})
+gpu_check.TRAIN_JOB_S['runner'] = 1  # start it with 4 s left: it cannot finish in them
+budget = gpu_check.Budget(time.perf_counter() - gpu_check.START + 4, enabled=True)
+gpu_check.section_train(args, table, {'budget': budget})
+for r in table.rows:
+    print('ROW', r['check'], '|', r['what'], '|', r['note'])
+'''
+
+
+def test_train_jobs_are_cut_at_the_end_of_the_budget(tmp_path):
+    # A child still running when the budget ends is killed (with its process group) and its
+    # rows say so, instead of the section waiting for it.
+    proc = python(TRAIN_CUT_CASE.replace('sys.argv[1]', repr(str(tmp_path))))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split(' ', 1)[1].split(' | ') for line in proc.stdout.splitlines()
+            if line.startswith('ROW ')]
+    assert [r[0] for r in rows] == ['timeout'], rows
+    assert 'MMSeg Runner, compile=True' in rows[0][1], rows
+    assert rows[0][2].startswith('cut at the end of the budget'), rows
