@@ -187,6 +187,11 @@ def cudagraph_counts(device_index: Optional[int] = None) -> Tuple[int, int]:
     from torch._dynamo.utils import counters
     from torch._inductor import cudagraph_trees
     skipped = counters['inductor']['cudagraph_skips']
+    if device_index is None:
+        if not torch.cuda.is_initialized():
+            return 0, skipped
+        # torch 2.11's get_manager takes no None
+        device_index = torch.cuda.current_device()
     manager = cudagraph_trees.get_manager(device_index, create_if_none_exists=False)
     recorded = 0
     # The tree's nodes are not public API: counted when the attributes are there, else 0.
