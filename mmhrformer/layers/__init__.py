@@ -3,6 +3,7 @@
 ==========================  ================================================================
 ``config``                  fast-path switches (``set_fused_kernels``), export / capture detection,
                             fixed-size exports (``fixed_size_export``, ``shape_of``)
+``batch_count``             training BatchNorms counted once per model forward, not per norm
 ``conv_bn``                 conv + norm (+ residual, activation), BN folded at inference
 ``onednn``                  oneDNN's fused conv kernels (CPU inference)
 ``attention``               scaled dot-product attention, a faster path for a learned mask
@@ -16,6 +17,7 @@
 ==========================  ================================================================
 """
 from .attention import attention
+from .batch_count import count_batches, own_batch_counts
 from .bottleneck import Bottleneck
 from .config import (fixed_size_export, free_sizes, is_capturing, is_exporting, set_fused_kernels,
                      shape_of, use_fused_kernels)
@@ -29,6 +31,7 @@ from .relative_position import relative_position_index, resize_rpe_table
 
 __all__ = [
     'Bottleneck', 'ConvBNGELUChain', 'ConvNormSequential', 'DropPath', 'attention', 'build_norm',
+    'count_batches', 'own_batch_counts',
     'conv_bn', 'conv_bn_gelu_chain', 'crop_tokens', 'derived', 'fixed_size_export', 'fold_bn', 'free_sizes',
     'is_capturing', 'is_exporting', 'relative_position_index', 'resize_rpe_table',
     'set_fused_kernels', 'shape_of', 'use_fused_kernels'

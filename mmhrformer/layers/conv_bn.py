@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import onednn
+from .batch_count import batch_norm
 from .config import is_exporting
 from .derived_weights import derived
 
@@ -57,7 +58,7 @@ def conv_bn(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module, activation: Optio
     """``activation(norm(conv(x)) + residual)``, the activation (``'relu'``, ``'gelu'``) and the
     residual optional. Training-mode and non-BatchNorm norms run as written."""
     if not foldable(norm):
-        out = norm(conv(x))
+        out = batch_norm(norm, conv(x))
     else:
         weight, bias = derived(conv, 'folded_bn', (conv.weight, conv.bias, norm.weight,
                                                    norm.bias, norm.running_mean, norm.running_var),

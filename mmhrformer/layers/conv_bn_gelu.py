@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .batch_count import is_owned, momentum_of
 from .config import free_sizes, is_exporting
 from .conv_bn import conv_bn, elementwise, fold_bn, foldable
 from .sync_batch_norm import sync_group, synced_batch_norm_backward, synced_batch_stats
@@ -117,14 +118,14 @@ def conv_bn_gelu_chain(x: torch.Tensor, pairs: Sequence[Tuple[nn.Conv2d, nn.Modu
     and no dilation (the FFN's).
     """
     if recompute and torch.is_grad_enabled() and all(_chainable(norm) for _, norm in pairs):
-        # One multi-tensor op counts the batch for every norm of the chain (three kernels else).
-        torch._foreach_add_([norm.num_batches_tracked for _, norm in pairs], 1)
+        # Norms their model does not count (SyncBatchNorm): one multi-tensor op counts them all.
+        counters = [norm.num_batches_tracked for _, norm in pairs if not is_owned(norm)]
+        if counters:
+            torch._foreach_add_(counters, 1)
         stages, params = [], []
         for conv, norm in pairs:
-            momentum = (1.0 / float(norm.num_batches_tracked)
-                        if norm.momentum is None else norm.momentum)
-            stages.append((conv.stride[0], conv.padding[0], conv.groups, momentum, norm.eps,
-                           sync_group(norm)))
+            stages.append((conv.stride[0], conv.padding[0], conv.groups, momentum_of(norm),
+                           norm.eps, sync_group(norm)))
             params += [conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean,
                        norm.running_var]
         return ConvBNGELUChain.apply(x, tuple(stages), *params)

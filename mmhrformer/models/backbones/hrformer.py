@@ -36,8 +36,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
 from ...layers import (Bottleneck, ConvNormSequential, DropPath, attention, build_norm, conv_bn,
-                       conv_bn_gelu_chain, crop_tokens, derived, free_sizes, relative_position_index,
-                       resize_rpe_table, shape_of)
+                       conv_bn_gelu_chain, count_batches, crop_tokens, derived, free_sizes,
+                       own_batch_counts, relative_position_index, resize_rpe_table, shape_of)
 
 # Branch layout of stages 2-4; stage 1 (two 64-plane bottlenecks) is the same for every arch.
 ARCH_ZOO: Dict[str, dict] = {
@@ -123,8 +123,11 @@ class WindowAttention(nn.Module):
         mask = None
         if self.with_rpe:
             table, index = self.relative_position_bias_table, self.relative_position_index
-            mask = derived(self, 'position_bias', (table, index), lambda: table[index.view(-1)].view(
-                n, n, -1).permute(2, 0, 1).unsqueeze(0).to(ref.dtype), ref.dtype)
+            # An embedding lookup: its gradient is one op, where indexing's is a zero fill and
+            # an accumulating index_put.
+            mask = derived(self, 'position_bias', (table, index), lambda: F.embedding(
+                index.view(-1), table).view(n, n, -1).permute(2, 0, 1).unsqueeze(0).to(ref.dtype),
+                ref.dtype)
         if self.pad_mask and (free_sizes() or any(pad)):
             top, bottom, left, right = pad
             hp, wp = padded_hw
@@ -281,7 +284,7 @@ class HRFormerModule(nn.Module):
         self.upsample_mode = upsample_mode
         self.branches = nn.ModuleList(
             nn.Sequential(*(HRFormerBlock(ch, heads, window_size, dp, with_rpe, pad_mask,
-                                          norm_cfg, with_cp, recompute_ffn=i == 0)
+                                          norm_cfg, with_cp, recompute_ffn=i < 2)
                             for dp in drop_paths))
             for i, (ch, heads) in enumerate(zip(channels, num_heads)))
         fuse_outputs = range(len(channels)) if fuse_outputs is None else fuse_outputs
@@ -474,6 +477,7 @@ class HRFormer(BaseModule):
             ]
             setattr(self, f'stage{s + 2}', nn.Sequential(*modules))
             prev_channels = stage_channels
+        own_batch_counts(self)
         self._freeze_stages()
 
     @staticmethod
@@ -562,6 +566,8 @@ class HRFormer(BaseModule):
         if x.shape[-2] < 32 or x.shape[-1] < 32:
             raise ValueError(f'HRFormer: input must be at least 32x32 (stride 32), '
                              f'got {tuple(x.shape[-2:])}')
+        if self.training:
+            count_batches(self)
         x = x.contiguous(memory_format=torch.channels_last)
         x = conv_bn(x, self.conv1, self.bn1, 'relu')
         x = conv_bn(x, self.conv2, self.bn2, 'relu')
