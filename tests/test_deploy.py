@@ -131,7 +131,7 @@ def test_torch_compile_one_graph_per_mode_at_a_fixed_size():
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
 def test_amp_forward_close_to_fp32(dtype):
-    model = HRFormer(arch='tiny').eval()
+    model = HRFormer(arch=MINI).eval()
     randomize_bn(model)
     x = torch.rand(1, 3, 70, 100)
     with torch.no_grad():
@@ -145,7 +145,7 @@ def test_amp_forward_close_to_fp32(dtype):
 
 
 def test_amp_training_step_bf16():
-    model = HRFormer(arch='tiny').train()
+    model = HRFormer(arch=MINI).train()
     x = torch.rand(2, 3, 64, 64)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         loss = sum(o.float().pow(2).mean() for o in model(x))
