@@ -1,9 +1,16 @@
 """What several test files use, built once per session (and by one xdist worker: every test using
 a fixture of this module is put in one group, tests/conftest.py).
 
+``shipped_config``: a config file as ``Config.fromfile`` loads it, loaded once per process. A config
+with a host base (``mmseg::``, ``mmpose::``, ``mmpretrain::``) makes MMEngine read every metafile
+of the host's model index, seconds per load, and the config tests read each shipped config in
+several tests.
+
 ``quickstart``: the README's first command, shortened (tools/quickstart.py trains OCRNet-HRFormer-T
 and TopDown HRFormer-T on the shipped tiny data), whose checkpoints the hosts' test tools,
 inferencers and the demo then load (tests/test_quickstart.py, tests/test_workflow.py)."""
+import copy
+import functools
 import json
 import os
 import subprocess
@@ -35,3 +42,14 @@ def quickstart(tmp_path_factory):
                 '--check', '--work-dir', work], timeout=600)
     assert (work / 'summary.json').exists(), proc.stdout[-4000:] + proc.stderr[-4000:]
     return proc, work, json.loads((work / 'summary.json').read_text())
+
+
+@functools.lru_cache(maxsize=None)
+def _loaded_config(path: str):
+    from mmengine.config import Config
+    return Config.fromfile(path)
+
+
+def shipped_config(path):
+    """``Config.fromfile(path)``, a copy that the test may change."""
+    return copy.deepcopy(_loaded_config(str(path)))

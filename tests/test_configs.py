@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 
 from builders import cls_batch, pose_batch, seg_batch  # tests/builders.py
+from shared import shipped_config  # tests/shared.py
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts
@@ -28,7 +28,7 @@ def build(cfg):
 @pytest.mark.parametrize('path', CONFIGS,
                          ids=[str(p.relative_to(ROOT / 'configs')) for p in CONFIGS])
 def test_config_builds_and_steps(path):
-    cfg = Config.fromfile(str(path))
+    cfg = shipped_config(path)
     assert 'mmhrformer' in cfg.get('custom_imports', {}).get('imports', []), 'custom_imports'
     assert cfg.model.backbone.type in ('mmhrformer.HRFormer', 'HRFormer')
     torch.manual_seed(0)
@@ -74,7 +74,7 @@ def test_tta_settings_present():
     # `--tta` works on every seg config (quickstart included); the paper's pose configs test with
     # flips (the pose quickstart's figures code left and right keypoints by hue: no flip there).
     for path in CONFIGS:
-        cfg = Config.fromfile(str(path))
+        cfg = shipped_config(path)
         if cfg.default_scope == 'mmseg':
             assert cfg.tta_model.type == 'SegTTAModel', path
             assert any(t.get('type') == 'TestTimeAug' for t in cfg.tta_pipeline), path
@@ -106,7 +106,7 @@ def test_seg_pipelines_run(path, seg_files):
     from mmcv.transforms import Compose
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(str(path))
+    cfg = shipped_config(path)
 
     load = next(t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'LoadAnnotations')
     reduce_zero_label = bool(load.get('reduce_zero_label'))  # what the dataset would pass along
@@ -143,7 +143,7 @@ OFFICIAL_SEG = {
 @pytest.mark.parametrize('path', SEG_CONFIGS, ids=ids(SEG_CONFIGS))
 def test_seg_official_recipe(path):
     """The numbers of the official openseg runs (HRFORMER.md, seg/scripts/*/hrt/*.sh)."""
-    cfg = Config.fromfile(str(path))
+    cfg = shipped_config(path)
     name = path.name
     dataset = next(d for d in OFFICIAL_SEG if f'_{d}-' in name)
     classes, batch, iters, crop, min_kept = OFFICIAL_SEG[dataset]
@@ -205,7 +205,7 @@ OFFICIAL_POSE = {  # (arch, input): (drop path, images per GPU, sigma, head inpu
 @pytest.mark.parametrize('path', POSE_CONFIGS, ids=ids(POSE_CONFIGS))
 def test_pose_official_recipe(path):
     """The numbers of the official pose configs (pose/configs/top_down/hrt/coco/hrt_*.py)."""
-    cfg = Config.fromfile(str(path))
+    cfg = shipped_config(path)
     name = path.name
     arch = name.split('_')[1].split('-')[1]
     size = name.rsplit('-', 1)[1][:-3]
@@ -246,7 +246,7 @@ INFERENCER_KEYS = {'mmseg': ('test_dataloader', ), 'mmpretrain': ('test_dataload
 @pytest.mark.parametrize('path', CONFIGS,
                          ids=[str(p.relative_to(ROOT / 'configs')) for p in CONFIGS])
 def test_config_has_what_its_host_inferencer_reads(path):
-    cfg = Config.fromfile(str(path))
+    cfg = shipped_config(path)
     for key in INFERENCER_KEYS[cfg.default_scope]:
         assert key in cfg, f'{path.name}: no {key}'
     assert cfg.test_dataloader.dataset.pipeline

@@ -8,6 +8,7 @@ import torch
 
 import official  # tests/official.py
 from mmhrformer import ARCH_ZOO, convert_official_classifier
+from shared import shipped_config  # tests/shared.py
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / 'configs' / 'hrformer_cls'
@@ -33,8 +34,7 @@ def build(cfg):
 
 @pytest.mark.parametrize('arch', ['tiny', 'small', 'base'])
 def test_configs_follow_the_official_recipe(arch):
-    from mmengine.config import Config
-    cfg = Config.fromfile(CONFIG_DIR / CONFIGS[arch])
+    cfg = shipped_config(CONFIG_DIR / CONFIGS[arch])
     assert cfg.default_scope == 'mmpretrain'
     assert cfg.custom_imports == dict(imports=['mmhrformer'], allow_failed_imports=False)
     assert cfg.model.backbone.arch == arch
@@ -59,9 +59,8 @@ def test_configs_follow_the_official_recipe(arch):
 
 
 def test_weight_decay_groups():
-    from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
-    cfg = Config.fromfile(CONFIG_DIR / CONFIGS['tiny'])
+    cfg = shipped_config(CONFIG_DIR / CONFIGS['tiny'])
     model = build(cfg.model)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     decay = {id(p): g['weight_decay'] for g in wrapper.optimizer.param_groups for p in g['params']}
@@ -73,9 +72,8 @@ def test_weight_decay_groups():
 
 
 def test_config_model_loss_and_predict():
-    from mmengine.config import Config
     from mmpretrain.structures import DataSample
-    cfg = Config.fromfile(CONFIG_DIR / CONFIGS['tiny'])
+    cfg = shipped_config(CONFIG_DIR / CONFIGS['tiny'])
     # As MMEngine's Runner does: the config's data_preprocessor goes into the model.
     model = build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
     model.init_weights()
