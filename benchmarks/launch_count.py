@@ -67,6 +67,25 @@ def count_step_ops(step: Callable[[], None]) -> Counter[str]:
     return counter.counts
 
 
+def count_compiled_step_ops(model: torch.nn.Module, x: torch.Tensor) -> Counter[str]:
+    """Launches of one training step with ``model`` under ``torch.compile`` (inductor): the
+    kernels inductor generated for the compiled forward and backward graphs (each runs once a
+    step) plus the ops the compiled code still dispatches (extern GEMMs and convolutions, the
+    optimizer, the loss), counted as :func:`count_step_ops` counts."""
+    import torch._dynamo
+    from torch._inductor import metrics
+    torch._dynamo.reset()
+    metrics.reset()
+    compiled = torch.compile(model)
+    step = train_step_fn(compiled, x, 'cpu')
+    step()  # compiles the forward graph here and the backward graph in its backward pass
+    kernels = metrics.generated_kernel_count
+    with DeviceOpCounter() as counter:
+        step()
+    counter.counts['inductor kernels'] = kernels
+    return counter.counts
+
+
 def models(arch: str) -> Dict[str, torch.nn.Module]:
     ours, theirs = build_pair(arch, 'cpu')
     return {f'mmhrformer HRFormer-{arch[0].upper()}': ours,
@@ -80,13 +99,15 @@ def main(argv=None) -> None:
                         choices=['tiny', 'small', 'base'])
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--size', type=int, nargs=2, default=(256, 192), metavar=('H', 'W'))
+    parser.add_argument('--compiled', action='store_true',
+                        help='add each model under torch.compile (minutes per model)')
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     x = torch.randn(args.batch, 3, *args.size)
     shape = 'x'.join(map(str, x.shape))
     print(f'Device ops per training step (forward, loss, backward, fused AdamW), {shape}, '
           f'torch {torch.__version__}, {platform.machine()}\n')
-    print('| model | device ops per step | ratio to ours | bytes kept for backward | top ops |')
+    print('| model | device ops per step | ratio to our eager | kept for backward | top ops |')
     print('|---|---|---|---|---|')
     hrnet_done = False
     for arch in args.arch:
@@ -98,11 +119,15 @@ def main(argv=None) -> None:
             counts = count_step_ops(train_step_fn(model, x, 'cpu'))
             kept = activation_memory(model, x, 'cpu')
             rows[name] = (sum(counts.values()), kept, counts)
+            if args.compiled:
+                counts = count_compiled_step_ops(model, x)
+                rows[f'{name}, compiled'] = (sum(counts.values()), None, counts)
         hrnet_done = True
         ours = next(iter(rows.values()))[0]
         for name, (total, kept, counts) in rows.items():
             top = ', '.join(f'{op} {n}' for op, n in counts.most_common(8))
-            print(f'| {name} | {total} | {total / ours:.2f}x | {kept / 2**20:.1f} MiB | {top} |')
+            memory = '-' if kept is None else f'{kept / 2**20:.1f} MiB'
+            print(f'| {name} | {total} | {total / ours:.2f}x | {memory} | {top} |')
 
 
 if __name__ == '__main__':
