@@ -223,9 +223,10 @@ def _sync_bn_rank(rank, world, init_file, result_file):
 def test_sync_bn_compiled_equals_eager_across_processes(tmp_path):
     import torch.multiprocessing as mp
     result = tmp_path / 'rank0.pt'
-    # forked: the ranks inherit the imported packages (importing them again costs seconds each)
+    # spawned, not forked: a fork of a pytest-xdist worker that has compiled before (threads of
+    # execnet and of the compiler) failed in its rank
     mp.start_processes(_sync_bn_rank, args=(2, str(tmp_path / 'init'), str(result)), nprocs=2,
-                       start_method='fork')
+                       start_method='spawn')
     results = torch.load(result)
     # CUDA graphs' guard: DDP's per-forward buffer broadcast is turned off once, and said so
     assert results.pop('stopped') in [('forward_sync_buffers', False, None, None),
