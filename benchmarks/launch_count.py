@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmengine.logging import MMLogger  # noqa: E402
 
-from benchmarks.backbone_speed import (activation_memory, build_pair, mmpose_hrnet_w32,  # noqa: E402
-                                       train_step_fn)
+from benchmarks.backbone_speed import (  # noqa: E402
+    activation_memory, build_pair, mmpose_hrnet_w32, train_step_fn)
 
 MMLogger.get_instance('mmengine').setLevel(logging.ERROR)
 

@@ -31,8 +31,8 @@ from .relative_position import relative_position_index, resize_rpe_table
 
 __all__ = [
     'Bottleneck', 'ConvBNGELUChain', 'ConvNormSequential', 'DropPath', 'attention', 'build_norm',
-    'count_batches', 'own_batch_counts',
-    'conv_bn', 'conv_bn_gelu_chain', 'crop_tokens', 'derived', 'fixed_size_export', 'fold_bn', 'free_sizes',
-    'is_capturing', 'is_exporting', 'relative_position_index', 'resize_rpe_table',
-    'set_fused_kernels', 'shape_of', 'use_fused_kernels'
+    'conv_bn', 'conv_bn_gelu_chain', 'count_batches', 'crop_tokens', 'derived',
+    'fixed_size_export', 'fold_bn', 'free_sizes', 'is_capturing', 'is_exporting',
+    'own_batch_counts', 'relative_position_index', 'resize_rpe_table', 'set_fused_kernels',
+    'shape_of', 'use_fused_kernels'
 ]

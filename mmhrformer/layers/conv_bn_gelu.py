@@ -62,7 +62,8 @@ class ConvBNGELUChain(torch.autograd.Function):
         n = len(ctx.stages)
         saved = ctx.saved_tensors
         x, conv_outs = saved[0], saved[1:n + 1]
-        means, invstds, params = saved[n + 1:2 * n + 1], saved[2 * n + 1:3 * n + 1], saved[3 * n + 1:]
+        means, invstds = saved[n + 1:2 * n + 1], saved[2 * n + 1:3 * n + 1]
+        params = saved[3 * n + 1:]
         needs = ctx.needs_input_grad[2:]  # per parameter, after x and stages
         grads = [None] * len(params)
         # The norms' per-channel affine maps, all stages in two (multi-tensor) ops instead of

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from .config import is_exporting
 
 
-def crop_tokens(x: torch.Tensor, pad: Tuple[int, int, int, int], size: Tuple[int, int]) -> torch.Tensor:
+def crop_tokens(x: torch.Tensor, pad: Tuple[int, int, int, int],
+                size: Tuple[int, int]) -> torch.Tensor:
     """``x[:, top:top + h, left:left + w]`` for ``pad = (top, bottom, left, right)``.
 
     Written as a pad by negative amounts: one copy forward and one pad backward, where the two
