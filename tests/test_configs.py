@@ -1,5 +1,6 @@
 """Every shipped config loads, builds its model through its host's registry, and runs a loss and a
 predict step on a tiny input (CPU: SyncBN is reverted to BN, as MMEngine does without a GPU)."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 from mmengine.model import revert_sync_batchnorm
 
 from builders import cls_batch, pose_batch, seg_batch  # tests/builders.py
+from mmhrformer.checkpoint.settings import SETTINGS_INDEX, config_settings, configs_fingerprint
 from shared import shipped_config  # tests/shared.py
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +82,16 @@ def test_tta_settings_present():
             assert any(t.get('type') == 'TestTimeAug' for t in cfg.tta_pipeline), path
         elif cfg.default_scope == 'mmpose':
             assert cfg.model.test_cfg.flip_test == (path.parent.name == 'hrformer_pose'), path
+
+
+def test_settings_index_is_what_every_config_sets():
+    # The commands' refusal names the fitting config from the index (mmhrformer/checkpoint/
+    # settings.py): it must hold what MMEngine loads from each config, hosts' bases included.
+    index = json.loads((ROOT / 'configs' / SETTINGS_INDEX).read_text())
+    assert index['fingerprint'] == configs_fingerprint(ROOT / 'configs'), \
+        'a config changed: run tools/make_settings_index.py'
+    assert index['configs'] == {str(path.relative_to(ROOT / 'configs')):
+                                config_settings(shipped_config(path)) for path in CONFIGS}
 
 
 SEG_CONFIGS = [p for p in CONFIGS if p.parent.name == 'hrformer']

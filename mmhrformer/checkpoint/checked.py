@@ -42,7 +42,7 @@ def _meaningful(keys: List[str]) -> List[str]:
     return [k for k in keys if not k.endswith('num_batches_tracked')]
 
 
-def load_checked(model: torch.nn.Module, path: str, config: Optional[str] = None) -> dict:
+def load_checked(model: torch.nn.Module, path: str, config=None) -> dict:
     """Loads the checkpoint at ``path`` into ``model`` (a host's segmentor, pose estimator or
     classifier), every weight set, any known HRFormer layout mapped, the settings that change
     outputs (``with_rpe``, ``upsample_mode``, channel order) those the weights need.
@@ -50,8 +50,8 @@ def load_checked(model: torch.nn.Module, path: str, config: Optional[str] = None
     Args:
         model (nn.Module): The model the config builds.
         path (str): The checkpoint.
-        config (str, optional): The config's file: a refusal then names the shipped config
-            that fits the weights.
+        config (Config, optional): The MMEngine config that built ``model``: a refusal then
+            names the shipped config that fits the weights.
 
     Returns:
         dict: The checkpoint's ``meta`` (``dataset_meta`` among it, when training or the
@@ -108,4 +108,4 @@ def check_against_config(config, path: str, cfg_options: Optional[dict] = None) 
     cfg = config if isinstance(config, Config) else Config.fromfile(str(config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    return load_checked(build_in_host(cfg.default_scope, cfg.model), path, cfg.filename)
+    return load_checked(build_in_host(cfg.default_scope, cfg.model), path, cfg)

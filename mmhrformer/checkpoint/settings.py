@@ -16,6 +16,8 @@ own tools, where fine-tuning with other settings is legitimate and only the user
 meant, log the same words as a warning (:mod:`.loading`).
 """
 import difflib
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -26,6 +28,9 @@ from ..models.backbones.hrformer import HRFormer
 from .layouts import LAYOUTS, TABLE, CheckpointError, StateDict, detect_layout, strip
 
 BACKBONE_SETTINGS = ('with_rpe', 'upsample_mode')
+# What each shipped config sets, so that a refusal names the fitting config at once: loading all
+# of them takes MMEngine about a minute on two cores (tools/make_settings_index.py writes it).
+SETTINGS_INDEX = 'settings_index.json'
 DEFAULTS = dict(with_rpe=True, upsample_mode='nearest', bgr_to_rgb=True)  # HRFormer's, MMSeg's
 # Where each setting lives in a config, for --cfg-options.
 CONFIG_KEYS = dict(with_rpe='model.backbone.with_rpe',
@@ -148,9 +153,10 @@ def describe(needs: Needs, key: str, configured) -> str:
 
 
 def settings_problem(needs: Optional[Needs], model: torch.nn.Module,
-                     config: Optional[str] = None) -> Optional[str]:
+                     config=None) -> Optional[str]:
     """One line for the first setting in which ``model`` differs from ``needs``, with the shipped
-    config to use (or the ``--cfg-options`` to set), or None when they agree."""
+    config to use (given ``config``, the MMEngine ``Config`` that built ``model``) or the
+    ``--cfg-options`` to set; None when they agree."""
     if needs is None:
         return None
     configured = model_settings(model)
@@ -186,37 +192,78 @@ def configs_root() -> Optional[Path]:
     return None
 
 
-def fitting_config(config: str, needs: Needs) -> Optional[str]:
-    """The shipped config of the same host and arch whose settings are what ``needs`` asks for,
-    the nearest by name to ``config``; None if no shipped config fits."""
+def config_settings(cfg) -> Dict[str, object]:
+    """What :func:`fitting_config` compares of a loaded config: its host (``default_scope``), its
+    backbone's ``arch`` and the settings of :data:`DEFAULTS`."""
+    backbone = cfg.model.get('backbone', {})
+    preprocessor = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
+    row = dict(default_scope=cfg.get('default_scope'), arch=backbone.get('arch'))
+    row.update({k: backbone.get(k, DEFAULTS[k]) for k in BACKBONE_SETTINGS})
+    row['bgr_to_rgb'] = bool(preprocessor.get('bgr_to_rgb', DEFAULTS['bgr_to_rgb']))
+    return row
+
+
+def configs_fingerprint(root: Path) -> str:
+    """A hash of every config file under ``root``, the bases included."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob('*.py')):
+        digest.update(path.relative_to(root).as_posix().encode() + b'\0' + path.read_bytes())
+    return digest.hexdigest()
+
+
+def loaded_settings(root: Path) -> Dict[str, Dict[str, object]]:
+    """:func:`config_settings` of every shipped config (not the ``_base_`` parts), each loaded by
+    MMEngine: seconds per config (a host base makes MMEngine read every metafile of the host's
+    model index)."""
     from mmengine.config import Config
-    root = configs_root()
-    if root is None:
-        return None
-    try:
-        own = Config.fromfile(config)
-    except Exception:  # noqa: BLE001 - the caller has loaded it already; be safe anyway
-        return None
-    arch = own.model.get('backbone', {}).get('arch')
-    candidates = []
+    rows = {}
     for path in sorted(root.glob('*/*.py')):
-        if path.parent.name == '_base_' or path.resolve() == Path(config).resolve():
+        if path.parent.name == '_base_':
             continue
         try:
             cfg = Config.fromfile(str(path))
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a config broken here is no fitting one
             continue
-        backbone = cfg.model.get('backbone', {})
-        if cfg.get('default_scope') != own.get('default_scope') or backbone.get('arch') != arch:
-            continue
-        preprocessor = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
-        settings = {k: backbone.get(k, DEFAULTS[k]) for k in BACKBONE_SETTINGS}
-        settings['bgr_to_rgb'] = bool(preprocessor.get('bgr_to_rgb', DEFAULTS['bgr_to_rgb']))
-        if all(settings.get(k) == v for k, v in needs.settings.items()):
-            candidates.append(path)
+        rows[path.relative_to(root).as_posix()] = config_settings(cfg)
+    return rows
+
+
+def write_settings_index(root: Path) -> Path:
+    """Writes :data:`SETTINGS_INDEX` for the configs under ``root``."""
+    index = dict(fingerprint=configs_fingerprint(root), configs=loaded_settings(root))
+    path = root / SETTINGS_INDEX
+    path.write_text(json.dumps(index, indent=1, sort_keys=True) + '\n')
+    return path
+
+
+def shipped_settings(root: Path) -> Dict[str, Dict[str, object]]:
+    """:func:`loaded_settings` as the index holds them, in milliseconds; loaded when the index is
+    missing or the configs changed since it was written (an edited clone)."""
+    try:
+        index = json.loads((root / SETTINGS_INDEX).read_text())
+        if index['fingerprint'] == configs_fingerprint(root):
+            return index['configs']
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return loaded_settings(root)
+
+
+def fitting_config(config, needs: Needs) -> Optional[str]:
+    """The shipped config of the same host and arch as ``config`` (a loaded MMEngine ``Config``)
+    whose settings are what ``needs`` asks for, the nearest by name to ``config``'s file; None if
+    no shipped config fits."""
+    root = configs_root()
+    if root is None:
+        return None
+    own = config_settings(config)
+    own_path = Path(config.filename).resolve() if config.filename else None
+    candidates = [name for name, row in shipped_settings(root).items()
+                  if (root / name).resolve() != own_path
+                  and (row['default_scope'], row['arch']) == (own['default_scope'], own['arch'])
+                  and all(row.get(k) == v for k, v in needs.settings.items())]
     if not candidates:
         return None
-    name = Path(config).name
-    best = max(candidates,
-               key=lambda p: difflib.SequenceMatcher(None, p.name, name).ratio())
-    return str(best.relative_to(root.parent))
+    own_name = own_path.name if own_path else ''
+    best = max(candidates, key=lambda name: difflib.SequenceMatcher(
+        None, Path(name).name, own_name).ratio())
+    return f'{root.name}/{best}'

@@ -88,7 +88,7 @@ def load_host_model(config: str, checkpoint: str, cfg_options: Optional[Dict] = 
     except Exception as err:  # noqa: BLE001 - registries and constructors fail in every way
         raise ExportError(f'{config}: its model does not build ({type(err).__name__}: '
                           f'{first_line(err)})') from None
-    checkpoint_meta = load_checked(model, checkpoint, config)
+    checkpoint_meta = load_checked(model, checkpoint, cfg)
     return host, cfg, model.eval(), checkpoint_meta
 
 

@@ -7,6 +7,7 @@ layout (as downloaded), its ``meta`` (converted here, trained here) or its bias 
 """
 import logging
 import re
+import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from builders import mmpose_hrformer  # tests/builders.py
 from mmhrformer import HRFormer
 from mmhrformer.checkpoint import (CheckpointError, build_in_host, check_against_config, convert,
                                    ocrnet_cfg)
+from mmhrformer.checkpoint.settings import shipped_settings, write_settings_index
 from mmhrformer.cli import demo, export, host_tool
 
 pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
@@ -91,6 +93,18 @@ def test_the_official_pose_file_with_the_rpe_config_is_refused_naming_the_config
         f'{pose_s}: {NO_RPE}: use configs/hrformer_pose/td-hm_hrformer-s-norpe_8xb32-210e_coco-'
         '256x192.py')
     check_against_config(str(POSE_S_NORPE), str(pose_s))  # the config it names takes it
+
+
+def test_an_edited_config_is_read_past_the_stale_index(tmp_path):
+    # The index names the fitting config at once (tests/test_configs.py holds it to the shipped
+    # configs); after an edit, the configs as they are now count.
+    root = tmp_path / 'configs'
+    shutil.copytree(POSE_T.parent, root / 'quickstart')
+    write_settings_index(root)
+    assert shipped_settings(root)['quickstart/' + POSE_T.name]['with_rpe'] is True
+    with open(root / 'quickstart' / POSE_T.name, 'a') as f:
+        f.write("model['backbone']['with_rpe'] = False\n")
+    assert shipped_settings(root)['quickstart/' + POSE_T.name]['with_rpe'] is False
 
 
 @pytest.mark.parametrize('command', ['demo', 'export', 'test launcher'])
