@@ -2,12 +2,13 @@
 
 Helper modules: ``official.py`` (the official code transcribed, the checkpoints' facts),
 ``builders.py`` (host-side inputs and reference models), ``dist_cpu.py`` (two-process runs on the
-CPU), ``shared.py`` (what several test files build once per session: the quickstart's training).
+CPU), ``shared.py`` (the shipped configs as MMEngine loads them, once per process).
 
-The suite runs in pytest-xdist workers (``-n 2 --dist loadgroup`` in pyproject.toml). Each worker
-and each process it starts uses its share of the cores, one thread on two cores. A module fixture
-or a fixture of ``shared.py`` is built by one worker only: every test that uses it is put in one
-xdist group. Files with slow tests are handed out first, so that the two workers end together.
+The suite runs in pytest-xdist workers (``-n 2 --dist loadfile`` in pyproject.toml). Each worker
+and each process it starts uses its share of the cores, one thread on two cores. A file runs in
+one worker, so that its module fixtures (a training, an export, a wheel's venv) are built once;
+what several files would need is built in one file and tested there. Files with slow tests are
+handed out first, so that the two workers end together.
 """
 import logging
 import os
@@ -17,9 +18,6 @@ import torch
 from mmengine.logging import MMLogger
 
 import official
-from shared import quickstart  # noqa: F401  (a session fixture, see tests/shared.py)
-
-SHARED_MODULE = 'shared'
 
 
 def worker_threads() -> int:
@@ -38,29 +36,9 @@ def pytest_configure(config):
         torch.set_num_threads(int(threads))
 
 
-def shared_fixture(item):
-    """The group of the first non-function fixture ``item`` uses that is built in its own module
-    or in shared.py, or None."""
-    for name in item.fixturenames:
-        defs = item._fixtureinfo.name2fixturedefs.get(name)
-        if not defs or defs[-1].scope == 'function':
-            continue
-        home = defs[-1].func.__module__
-        if home == SHARED_MODULE:
-            return name
-        if home == item.module.__name__:
-            return f'{item.module.__name__}.{name}'
-    return None
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        group = shared_fixture(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
     slow_files = {item.path for item in items if item.get_closest_marker('slow')}
-    # Stable: each file's tests stay together and in order (module fixtures are built once).
+    # Stable: each file's tests stay in order.
     items.sort(key=lambda item: item.path not in slow_files)
 
 

@@ -2,8 +2,8 @@
 (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` unset): a training killed mid-run and resumed by MMSeg's own
 tools/train.py ends with the weights of an uninterrupted run; checkpoints trained by each host's
 runner (MMSeg, MMPose, MMPretrain) load through ``load_from``, the hosts' test tools and
-inferencers, and ``hrformer-demo`` (MMSeg's test tool and inferencer on the quickstart's
-checkpoint: tests/test_quickstart.py); a file that pickles anything beyond MMEngine's own types is
+inferencers, and ``hrformer-demo`` (MMSeg's test tool and inferencer, MMPose's inferencer and the
+demo on the quickstart's checkpoints: tests/test_quickstart.py); a file that pickles anything beyond MMEngine's own types is
 still refused."""
 import io
 import os
@@ -25,7 +25,6 @@ from mmhrformer.cli.host_tool import host_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SEG_CONFIG = ROOT / 'configs' / 'quickstart' / 'ocrnet_hrformer-t_tiny-seg.py'
-POSE_CONFIG = ROOT / 'configs' / 'quickstart' / 'td-hm_hrformer-t_tiny-pose.py'
 ITERS = 8  # checkpoints every 2
 
 # The quickstart seg config, made deterministic: no random augmentation (the 64x64 images batch as
@@ -105,29 +104,6 @@ def test_killed_training_resumes_to_the_same_weights(resumable_config, uninterru
         torch.testing.assert_close(got[key], value, atol=1e-6, rtol=1e-5, msg=key)
     middle = weights(uninterrupted / f'iter_{saved_iter}.pth')
     assert any(not torch.equal(middle[k], v) for k, v in expected.items())  # it did train on
-
-
-@pytest.mark.slow
-def test_pose_checkpoint_with_mmpose_inferencer_and_demo(quickstart, tmp_path):
-    # The pose checkpoint MMPose's runner trained in the quickstart (tests/shared.py).
-    from mmpose.apis import MMPoseInferencer
-    checkpoint = quickstart[2]['pose']['checkpoint']
-    # The config as the inferencer reads it (data_mode, dataset_type); the whole image is the
-    # person box, so no detector is downloaded.
-    inferencer = MMPoseInferencer(pose2d=str(POSE_CONFIG), pose2d_weights=str(checkpoint),
-                                  det_model='whole_image', device='cpu')
-    image = np.random.default_rng(0).integers(0, 256, (96, 80, 3), dtype=np.uint8)
-    prediction = next(inferencer(image))['predictions'][0]
-    assert len(prediction) == 1 and np.array(prediction[0]['keypoints']).shape == (17, 2)
-
-    demo = run([sys.executable, ROOT / 'demo' / 'image_demo.py', ROOT / 'demo' / 'data' /
-                'tiny_pose' / 'val', POSE_CONFIG, checkpoint, '--out-dir', tmp_path / 'out',
-                '--bboxes', '5,5,60,90', '20,10,90,80', '--kpt-thr', '0'], timeout=300)
-    # (every keypoint drawn: MMPose's OpenCV drawing breaks under numpy 2 once it draws any)
-    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    assert '2 person box(es)' in demo.stdout
-    pictures = sorted((tmp_path / 'out').glob('*_pose.png'))
-    assert len(pictures) == len(list((ROOT / 'demo' / 'data' / 'tiny_pose' / 'val').glob('*.jpg')))
 
 
 @pytest.mark.slow
