@@ -125,6 +125,7 @@ def assert_same_steps(eager, compiled, rtol):
         torch.testing.assert_close(compiled.buffers[name], buf, rtol=rtol, atol=rtol, msg=name)
 
 
+@pytest.mark.slow
 def test_mmseg_runner_compiled_steps_equal_eager(tmp_path):
     # DropPath on: eager draws new masks every step, so must the compiled step.
     changes = dict(model=dict(backbone=dict(drop_path_rate=0.3)),
@@ -149,6 +150,7 @@ def test_mmseg_runner_compiled_steps_equal_eager(tmp_path):
     MODELS.build(runner.cfg.model).load_state_dict(state, strict=True)
 
 
+@pytest.mark.slow
 def test_mmpose_runner_compiled_bf16_steps_equal_eager(tmp_path):
     # MMPose's training accuracy converts heatmaps to numpy, which has no bf16: off here
     changes = dict(optim_wrapper=dict(type='CPUBF16OptimWrapper'),
