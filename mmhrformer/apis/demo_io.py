@@ -1,5 +1,6 @@
 """The demo's images in and pictures out, shared by the demo on checkpoints (``cli/demo.py``) and
 on exported files (``deploy/onnx_demo.py``), so that both read, skip and draw alike."""
+import time
 from pathlib import Path
 from typing import Callable, List
 
@@ -51,6 +52,15 @@ def for_each_image(images: List[Path], predict: Callable[[Path, np.ndarray], Non
         except Exception as err:  # noqa: BLE001 - one image failing must not stop the rest
             failures.append(f'{path}: prediction failed ({type(err).__name__}: {err})')
     return failures
+
+
+def visualizer_of(cfg, **overrides):
+    """The config's visualizer as a new instance. MMEngine keeps visualizers by name and hands
+    back the first one built under a name, whatever the new settings: an earlier runner's OpenCV
+    visualizer would otherwise replace the matplotlib one the pose demo asks for."""
+    from mmengine.registry import VISUALIZERS
+    name = f'hrformer-demo-{time.time_ns()}'
+    return VISUALIZERS.build(dict(cfg.visualizer, name=name, **overrides))
 
 
 def result_to_sample(result: dict):

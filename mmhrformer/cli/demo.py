@@ -20,7 +20,7 @@ from typing import List, Optional
 import numpy as np
 
 from ..apis import (DemoError, HostError, for_each_image, host_of, list_images, load_config,
-                    result_to_sample, write)
+                    result_to_sample, visualizer_of, write)
 from ..checkpoint import CheckpointError, check_against_config
 from .args import ArgumentParser, CfgOptions
 
@@ -70,12 +70,11 @@ def estimate_pose(images, config, checkpoint, out_dir: Path, device: str, bboxes
     # MMPose 1.3's Pose2DInferencer drops boxes given to it (it uses a detector or the whole
     # image), so boxes go through its inference_topdown API and visualizer instead.
     from mmpose.apis import inference_topdown, init_model
-    from mmpose.registry import VISUALIZERS
     from mmpose.structures import merge_data_samples
     model = init_model(config, checkpoint, device=device)
     # MMPose 1.3's OpenCV drawing calls int() on 1-element arrays, which numpy >= 2.3 refuses as
     # soon as a keypoint is confident enough to draw; its matplotlib backend draws the same.
-    visualizer = VISUALIZERS.build(dict(model.cfg.visualizer, backend='matplotlib'))
+    visualizer = visualizer_of(model.cfg, backend='matplotlib')
     visualizer.set_dataset_meta(model.dataset_meta)
 
     def predict(path: Path, image: np.ndarray) -> None:

@@ -7,7 +7,6 @@ resizing of the logits to the image, the pose codec's decoding and MMPose's mapp
 image, MMPretrain's top-k; the hosts' visualizers draw. The data set's names, palette and skeleton
 come from the file's metadata, as the checkpoint's meta would give them.
 """
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import List, Optional
@@ -15,7 +14,7 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from ..apis import DemoError, for_each_image, result_to_sample, write
+from ..apis import DemoError, for_each_image, result_to_sample, visualizer_of, write
 from .graphs import TASKS, labels_of
 from .onnx_runtime import OnnxModel, OnnxRuntimeError
 
@@ -47,13 +46,6 @@ def run_exported(host: str, images: List[Path], config, onnx_file: str, out_dir:
     else:
         predict = classifier(model, cfg, out_dir, topk)
     return for_each_image(images, predict)
-
-
-def visualizer_of(cfg, **overrides):
-    """The config's visualizer, as a new instance (MMEngine keeps visualizers by name)."""
-    from mmengine.registry import VISUALIZERS
-    name = f'hrformer-onnx-{time.time_ns()}'
-    return VISUALIZERS.build(dict(cfg.visualizer, name=name, **overrides))
 
 
 def segmenter(model: OnnxModel, cfg, out_dir: Path):
