@@ -635,7 +635,8 @@ def sdpa_rows(args, table):
                         accepted.append(name.split('_')[0].lower())
                     except RuntimeError:
                         pass
-                default = attention_ops(lambda: call(attention))
+                default = attention_ops(lambda: call(
+                    lambda q, k, v, m: attention(torch.stack((q, k, v)), m)))
                 table.add('correct', f'SDPA backends, {arch} window attention (head dim '
                           f'{head_dim})', f'{mode}, {str(dtype).split(".")[-1]}',
                           value='accepted: ' + (', '.join(accepted) or 'none'),

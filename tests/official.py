@@ -104,7 +104,13 @@ def conv(x, sd, p, stride=1):
     return F.conv2d(x, weight, sd.get(f'{p}.bias'), stride, weight.shape[-1] // 2, 1, groups)
 
 
+# True: BatchNorms normalise with the batch's statistics, as in a training step.
+BN_TRAINING = False
+
+
 def bn(x, sd, p):
+    if BN_TRAINING:
+        return F.batch_norm(x, None, None, sd[f'{p}.weight'], sd[f'{p}.bias'], True, 0.0, 1e-5)
     return F.batch_norm(x, sd[f'{p}.running_mean'], sd[f'{p}.running_var'], sd[f'{p}.weight'],
                         sd[f'{p}.bias'], False, 0.0, 1e-5)
 

@@ -13,6 +13,7 @@
 ``sync_batch_norm``         SyncBatchNorm statistics and gradients for that chain
 ``bottleneck``              the ResNet bottleneck (backbone stage 1, cls neck)
 ``relative_position``       relative position bias index and window resizing
+``joined_params``           parameters joined by one op per module for a training step
 ``norm``, ``drop_path``     norm layers from configs; stochastic depth
 ==========================  ================================================================
 """
@@ -26,13 +27,16 @@ from .conv_bn_gelu import ConvBNGELUChain, conv_bn_gelu_chain
 from .crop import crop_tokens
 from .derived_weights import derived
 from .drop_path import DropPath
+from .joined_params import gather_position_biases, joined
 from .norm import build_norm
-from .relative_position import relative_position_index, resize_rpe_table
+from .relative_position import (joint_position_index, relative_position_index,
+                                resize_rpe_table)
 
 __all__ = [
     'Bottleneck', 'ConvBNGELUChain', 'ConvNormSequential', 'DropPath', 'attention', 'build_norm',
     'conv_bn', 'conv_bn_gelu_chain', 'count_batches', 'crop_tokens', 'derived',
-    'fixed_size_export', 'fold_bn', 'free_sizes', 'is_capturing', 'is_exporting',
-    'own_batch_counts', 'relative_position_index', 'resize_rpe_table', 'set_fused_kernels',
-    'shape_of', 'use_fused_kernels'
+    'fixed_size_export', 'fold_bn', 'free_sizes', 'gather_position_biases', 'is_capturing',
+    'is_exporting', 'joined', 'joint_position_index', 'own_batch_counts',
+    'relative_position_index', 'resize_rpe_table', 'set_fused_kernels', 'shape_of',
+    'use_fused_kernels'
 ]

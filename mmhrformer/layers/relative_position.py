@@ -1,5 +1,6 @@
 """The relative position bias of window attention: its index and its resizing to other windows."""
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,3 +29,16 @@ def resize_rpe_table(table: torch.Tensor, window_size: int) -> torch.Tensor:
     grid = table.T.reshape(1, -1, old, old).float()
     grid = F.interpolate(grid, size=(new, new), mode='bilinear', align_corners=False)
     return grid.reshape(-1, new * new).T.to(table.dtype).contiguous()
+
+
+def joint_position_index(window_size: int, heads: Sequence[int]) -> torch.Tensor:
+    """Index into the concatenation of flattened ((2w-1)^2, heads_i) tables, one per attention,
+    that gathers each attention's (heads_i, w*w, w*w) bias in turn: shape
+    (sum_i heads_i * w^4, )."""
+    index = relative_position_index(window_size).view(1, -1)
+    rows = (2 * window_size - 1)**2
+    parts, offset = [], 0
+    for h in heads:
+        parts.append((offset + index * h + torch.arange(h).view(h, 1)).view(-1))
+        offset += rows * h
+    return torch.cat(parts)

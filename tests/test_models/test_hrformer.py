@@ -85,6 +85,38 @@ def test_module_fusion_matches_official_fork(fork, size):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize('fork', ['cls', 'pose'])
+def test_module_training_step_matches_official_fork(fork, monkeypatch):
+    # A training step (BN batch statistics, float64): outputs and the gradients of every
+    # parameter and input, through the joined attention parameters, the hand-differentiated
+    # attention and the FFN chain, against autograd through the official algorithm.
+    mode, with_rpe = FORK_SETTINGS[fork]
+    channels, heads = (8, 16, 32, 64), (1, 2, 2, 4)
+    torch.manual_seed(0)
+    module = HRFormerModule(channels, heads, 7, (0., 0.), with_rpe, False, mode,
+                            dict(type='BN'), False).double().train()
+    for m in module.modules():
+        if isinstance(m, WindowAttention) and with_rpe:
+            torch.nn.init.normal_(m.relative_position_bias_table, std=0.5)
+    xs = [x.double().requires_grad_() for x in branch_inputs(2, 97, 130, channels)]
+    grads = [torch.randn(x.shape, dtype=torch.float64) for x in xs]
+    torch.autograd.backward(module([x for x in xs]), grads)
+    sd = {k: v.detach().clone().requires_grad_(v.is_floating_point())
+          for k, v in to_official_names({f'm.{k}': v for k, v in module.state_dict().items()
+                                         }).items()}
+    xs_official = [x.detach().clone().requires_grad_() for x in xs]
+    monkeypatch.setattr(official, 'BN_TRAINING', True)
+    blocks = [official.transformer_block(official.transformer_block(
+        x, sd, f'm.branches.{b}.0', heads[b], 7, with_rpe), sd, f'm.branches.{b}.1', heads[b],
+        7, with_rpe) for b, x in enumerate(xs_official)]
+    torch.autograd.backward(official.fuse(blocks, sd, 'm', fork), grads)
+    for x, expected in zip(xs, xs_official):
+        torch.testing.assert_close(x.grad, expected.grad)
+    for name, p in module.named_parameters():
+        expected = sd[next(iter(to_official_names({f'm.{name}': None})))].grad
+        torch.testing.assert_close(p.grad, expected, msg=name)
+
+
 @pytest.mark.parametrize('fork', official.FORKS)
 @pytest.mark.parametrize('size', ODD_SIZES)
 def test_backbone_matches_official_fork_at_odd_sizes(official_tiny, fork, size):

@@ -20,10 +20,13 @@ up to float32 rounding):
   oneDNN's fused kernel (``set_fused_kernels(False)`` turns that off);
 * the FFN's three conv-BN-GELU steps go through ``conv_bn_gelu_chain``: in training one autograd
   function that keeps only the conv outputs;
-* attention is one ``F.scaled_dot_product_attention`` call per branch, q / k / v one GEMM
-  (``attention`` writes it out in CPU training, where SDPA would fall back to its math path);
+* attention is one ``F.scaled_dot_product_attention`` call per block, q / k / v one GEMM
+  (``attention`` differentiates it by hand where SDPA would fall back to its math path, as in CPU
+  training);
 * weights derived from parameters (folded BNs, the stacked q / k / v, the gathered position bias)
-  are kept between inference calls while the parameters are unchanged (``derived``).
+  are kept between inference calls while the parameters are unchanged (``derived``); in training
+  each module derives its blocks' stacked q / k / v and position biases together, in a few ops
+  (``joined``, ``gather_position_biases``).
 """
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -37,6 +40,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ...layers import (Bottleneck, ConvNormSequential, DropPath, attention, build_norm, conv_bn,
                        conv_bn_gelu_chain, count_batches, crop_tokens, derived, free_sizes,
+                       gather_position_biases, is_exporting, joined, joint_position_index,
                        own_batch_counts, relative_position_index, resize_rpe_table, shape_of)
 
 # Branch layout of stages 2-4; stage 1 (two 64-plane bottlenecks) is the same for every arch.
@@ -47,6 +51,9 @@ ARCH_ZOO: Dict[str, dict] = {
 }
 ARCH_ALIASES = {'t': 'tiny', 's': 'small', 'b': 'base'}
 ARCH_KEYS = {'num_modules', 'channels', 'num_heads'}
+# A block's attention parameters as derived for a training step: the stacked q / k / v weight
+# (3C, C) and bias (3C, ), and the position bias (1, heads, N, N) or None.
+AttentionParams = Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]
 
 BLOCKS_PER_MODULE = 2
 MLP_RATIO = 4
@@ -100,6 +107,10 @@ class WindowAttention(nn.Module):
         if self.with_rpe:
             trunc_normal_(self.relative_position_bias_table, std=0.02)
 
+    def projections(self) -> Tuple[nn.Linear, nn.Linear, nn.Linear]:
+        """The q, k and v projections, in their stacking order."""
+        return self.q_proj, self.k_proj, self.v_proj
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Window-7 ImageNet weights fine-tuned with another window (seg w13 / w15) load directly.
         key = prefix + 'relative_position_bias_table'
@@ -116,12 +127,15 @@ class WindowAttention(nn.Module):
                 f'pad_mask={self.pad_mask}')
 
     def _attn_mask(self, pad: Tuple[int, int, int, int], padded_hw: Tuple[int, int],
-                   batch: int, ref: torch.Tensor) -> Optional[torch.Tensor]:
+                   batch: int, ref: torch.Tensor,
+                   position_bias: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         """Additive mask (1 or B*nW, heads or 1, N, N), or None when nothing is added."""
         w = self.window_size
         n = w * w
         mask = None
-        if self.with_rpe:
+        if position_bias is not None:
+            mask = position_bias.to(ref.dtype)
+        elif self.with_rpe:
             table, index = self.relative_position_bias_table, self.relative_position_index
             # An embedding lookup: its gradient is one op, where indexing's is a zero fill and
             # an accumulating index_put.
@@ -140,10 +154,13 @@ class WindowAttention(nn.Module):
             mask = mask.expand(batch, *mask.shape[:1], *mask.shape[1:]).reshape(-1, *mask.shape[1:])
         return mask
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, params: Optional[AttentionParams] = None) -> torch.Tensor:
         """
         Args:
             x (Tensor): Normalised tokens, shape (B, H, W, C).
+            params (tuple, optional): The stacked q / k / v weight (3C, C) and bias (3C, ) and
+                the position bias (1, heads, N, N) or None, as :class:`HRFormerModule` derives
+                them for all its blocks at once in training; derived here when not given.
 
         Returns:
             Tensor: Shape (B, H, W, C).
@@ -162,19 +179,20 @@ class WindowAttention(nn.Module):
 
         # The projection is per token, so it runs before the window partition: one GEMM for
         # q, k and v, then a single copy into (3, B*nW, heads, N, d).
-        projections = (self.q_proj, self.k_proj, self.v_proj)
-        weight, bias = derived(
-            self, 'qkv_proj', [t for p in projections for t in (p.weight, p.bias)],
-            lambda: (torch.cat([p.weight for p in projections]),
-                     torch.cat([p.bias for p in projections])))
+        if params is None:
+            projections = self.projections()
+            weight, bias = derived(
+                self, 'qkv_proj', [t for p in projections for t in (p.weight, p.bias)],
+                lambda: (torch.cat([p.weight for p in projections]),
+                         torch.cat([p.bias for p in projections])))
+            position_bias = None
+        else:
+            weight, bias, position_bias = params
         qkv = F.linear(x, weight, bias)
         qkv = qkv.view(b, nh, w, nw, w, 3, self.num_heads, head_dims)
         qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, b * nh * nw, self.num_heads, w * w,
                                                            head_dims)
-        # unbind, not indexing: its backward stacks the three gradients instead of zero-filling
-        # a (3, ...) tensor for each.
-        q, k, v = qkv.unbind(0)
-        out = attention(q, k, v, self._attn_mask(pad, (hp, wp), b, qkv))
+        out = attention(qkv, self._attn_mask(pad, (hp, wp), b, qkv, position_bias))
 
         out = out.view(b, nh, nw, self.num_heads, w, w, head_dims)
         out = out.permute(0, 1, 4, 2, 5, 3, 6).reshape(b, hp, wp, c)
@@ -238,19 +256,20 @@ class HRFormerBlock(nn.Module):
         self.ffn = ConvFFN(embed_dims, embed_dims * MLP_RATIO, norm_cfg, recompute_ffn)
         self.drop_path = DropPath(drop_path)
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, attn_params: Optional[AttentionParams]) -> torch.Tensor:
         # In channels_last memory the (B, H, W, C) token view is a free permute.
         tokens = x.permute(0, 2, 3, 1)
-        tokens = self.drop_path.add_to(tokens, self.attn(self.norm1(tokens)))
+        tokens = self.drop_path.add_to(tokens, self.attn(self.norm1(tokens), attn_params))
         ffn_in = self.norm2(tokens).permute(0, 3, 1, 2)
         tokens = self.drop_path.add_to(tokens, self.ffn(ffn_in).permute(0, 2, 3, 1))
         return tokens.permute(0, 3, 1, 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W)."""
+    def forward(self, x: torch.Tensor,
+                attn_params: Optional[AttentionParams] = None) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W); ``attn_params``: see :class:`WindowAttention`."""
         if self.with_cp and x.requires_grad:
-            return checkpoint(self._forward, x, use_reentrant=False)
-        return self._forward(x)
+            return checkpoint(self._forward, x, attn_params, use_reentrant=False)
+        return self._forward(x, attn_params)
 
 
 class HRFormerModule(nn.Module):
@@ -263,8 +282,8 @@ class HRFormerModule(nn.Module):
     (:class:`ConvFFN`): each branch holds half the activations of the one above it (a quarter of
     the tokens, twice the channels), so the first two hold about three quarters of them, and the
     other branches keep their activations and skip the recompute's extra ops (HRFormer-S's
-    training step: 1.47x less activation memory than MMPose's; recomputing on the first branch
-    alone would leave 1.27x).
+    training step: 1.53x less activation memory than MMPose's; recomputing on the first branch
+    alone would leave 1.31x).
 
     Args:
         channels (Sequence[int]): Channels per branch, high to low resolution.
@@ -289,6 +308,11 @@ class HRFormerModule(nn.Module):
                                           norm_cfg, with_cp, recompute_ffn=i < 2)
                             for dp in drop_paths))
             for i, (ch, heads) in enumerate(zip(channels, num_heads)))
+        if with_rpe:
+            self.register_buffer(
+                'position_bias_index',
+                joint_position_index(window_size, [h for h in num_heads for _ in drop_paths]),
+                persistent=False)
         fuse_outputs = range(len(channels)) if fuse_outputs is None else fuse_outputs
         self.fuse_layers = self._make_fuse_layers(channels, fuse_outputs,
                                                   norm_cfg) if len(channels) > 1 else None
@@ -341,8 +365,33 @@ class HRFormerModule(nn.Module):
             x = F.interpolate(x, size=size, mode='bilinear', align_corners=not bilinear)
         return x
 
+    def _joint_attention_params(self) -> List[AttentionParams]:
+        """Every block's attention parameters, derived for all blocks by a few ops
+        (:mod:`~mmhrformer.layers.joined_params`), in block order (branch by branch)."""
+        attns = [block.attn for branch in self.branches for block in branch]
+        views = joined([[p.weight for p in a.projections()] for a in attns]
+                       + [[p.bias for p in a.projections()] for a in attns])
+        weights = [v.view(-1, a.embed_dims) for v, a in zip(views, attns)]
+        biases = views[len(attns):]
+        if hasattr(self, 'position_bias_index'):
+            position_biases = gather_position_biases(
+                [a.relative_position_bias_table for a in attns], self.position_bias_index,
+                [a.num_heads for a in attns])
+        else:
+            position_biases = [None] * len(attns)
+        return list(zip(weights, biases, position_biases))
+
     def forward(self, xs: List[torch.Tensor]) -> List[torch.Tensor]:
-        xs = [branch(x) for branch, x in zip(self.branches, xs)]
+        # In training the blocks' derived weights are part of the graph, once per step: derive
+        # them for all blocks at once (at inference each block keeps its own between calls).
+        params = iter(self._joint_attention_params() if torch.is_grad_enabled()
+                      and not is_exporting() else [])
+        outs = []
+        for branch, x in zip(self.branches, xs):
+            for block in branch:
+                x = block(x, next(params, None))
+            outs.append(x)
+        xs = outs
         if self.fuse_layers is None:
             return xs
         outs = []
