@@ -91,6 +91,9 @@ def launcher_train(argv):
 
 # (row name, main, arguments given the files fixture, words in the error line)
 ROWS = [
+    ('demo: missing image', demo.main,
+     lambda f, out: [f['missing'].with_suffix('.jpg'), SEG, f['seg'], '--out-dir', out],
+     'no such image or folder'),
     ('demo: a text file named .jpg', demo.main,
      lambda f, out: [f['text.jpg'], SEG, f['seg'], '--out-dir', out], 'cannot be read as an image'),
     ('demo: seg config, pose checkpoint', demo.main,
