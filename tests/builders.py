@@ -11,6 +11,9 @@ from mmengine.structures import InstanceData, PixelData
 
 from mmhrformer.checkpoint import mmpose_backbone_cfg
 
+# One module per stage, 8-64 channels: every code path of the backbone at a fraction of the time.
+MINI_ARCH = dict(num_modules=(1, 1, 1), channels=(8, 16, 32, 64), num_heads=(1, 2, 2, 4))
+
 
 def randomize_bn(model, seed=0):
     """Random BN weights, biases and running statistics, as a trained model has."""

@@ -94,6 +94,8 @@ ROWS = [
     ('demo: missing image', demo.main,
      lambda f, out: [f['missing'].with_suffix('.jpg'), SEG, f['seg'], '--out-dir', out],
      'no such image or folder'),
+    ('demo: a file of no image type', demo.main,
+     lambda f, out: [ROOT / 'README.md', SEG, f['seg'], '--out-dir', out], 'not an image file'),
     ('demo: a text file named .jpg', demo.main,
      lambda f, out: [f['text.jpg'], SEG, f['seg'], '--out-dir', out], 'cannot be read as an image'),
     ('demo: seg config, pose checkpoint', demo.main,

@@ -7,13 +7,11 @@ import pytest
 import torch
 from mmengine.config import ConfigDict
 
-from builders import randomize_bn  # tests/builders.py
+from builders import MINI_ARCH as MINI, randomize_bn  # tests/builders.py
 from mmhrformer import HRFormer
 from mmhrformer.checkpoint import ocrnet_cfg
 from mmhrformer.deploy.host_patches import export_patches
 
-# One module per stage: every code path of the full models, at a fraction of the export time.
-MINI = dict(num_modules=(1, 1, 1), channels=(8, 16, 32, 64), num_heads=(1, 2, 2, 4))
 
 
 def mini_ocrnet():
@@ -101,12 +99,12 @@ def test_torch_compile_inference_matches_eager(monkeypatch):
     monkeypatch.setattr(config.cpp, 'simdlen', 1)
     model = HRFormer(arch=MINI, pad_mask=True).eval()
     randomize_bn(model)
+    inputs = []  # stage 2's, as the model's own forward makes them
+    hook = model.stage2.register_forward_pre_hook(lambda stage, args: inputs.append(args[0]))
     with torch.no_grad():
-        x = torch.rand(1, 3, 70, 100).contiguous(memory_format=torch.channels_last)
-        for conv, bn in ((model.conv1, model.bn1), (model.conv2, model.bn2)):
-            x = bn(conv(x)).relu()
-        x = model.layer1(x)
-        xs = [layer(x) for layer in model.transition1]
+        model(torch.rand(1, 3, 70, 100))
+        hook.remove()
+        xs = inputs[0]
         assert [tuple(t.shape[-2:]) for t in xs] == [(18, 25), (9, 13)]
         compiled = torch.compile(model.stage2)
         for a, b in zip(compiled(xs), model.stage2(xs)):

@@ -8,7 +8,7 @@ import torch
 from mmengine.config import ConfigDict
 
 import mmhrformer
-from builders import cls_batch, pose_batch, seg_batch  # tests/builders.py
+from builders import MINI_ARCH, cls_batch, pose_batch, seg_batch  # tests/builders.py
 from mmhrformer import HRFormer
 from mmhrformer.checkpoint import ocrnet_cfg
 
@@ -102,13 +102,12 @@ def test_image_classifier_in_mmpretrain(type_name):
 
 
 def test_pretrained_init_cfg_with_prefix(tmp_path):
-    arch = dict(num_modules=(1, 1, 1), channels=(8, 16, 32, 64), num_heads=(1, 2, 2, 4))
-    src = HRFormer(arch=arch)
+    src = HRFormer(arch=MINI_ARCH)
     torch.nn.init.normal_(src.stage2[0].branches[0][0].attn.q_proj.weight)
     ckpt = tmp_path / 'full.pth'
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in src.state_dict().items()}}, ckpt)
-    dst = HRFormer(arch=arch, init_cfg=dict(type='Pretrained', checkpoint=str(ckpt),
-                                            prefix='backbone.'))
+    dst = HRFormer(arch=MINI_ARCH, init_cfg=dict(type='Pretrained', checkpoint=str(ckpt),
+                                                 prefix='backbone.'))
     dst.init_weights()
     for k, v in src.state_dict().items():
         assert torch.equal(v, dst.state_dict()[k]), k

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import official  # tests/official.py
-from builders import randomize_bn  # tests/builders.py
+from builders import MINI_ARCH, randomize_bn  # tests/builders.py
 from mmhrformer import HRFormer, convert_official_backbone
 from mmhrformer.models.backbones.hrformer import HRFormerModule, WindowAttention
 
@@ -267,8 +267,7 @@ def test_window_size_per_stage_and_table_resize_on_load():
 
 
 def test_custom_arch_dict():
-    arch = dict(num_modules=(1, 1, 1), channels=(8, 16, 32, 64), num_heads=(1, 2, 2, 4))
-    model = HRFormer(arch=arch).eval()
+    model = HRFormer(arch=MINI_ARCH).eval()
     with torch.no_grad():
         assert [o.shape[1] for o in model(torch.rand(1, 3, 32, 32))] == [8, 16, 32, 64]
 
